@@ -157,7 +157,7 @@ type Command struct {
 	// Data is the exact REST body: JSON text, UTF-8 text or raw bytes.
 	Data []byte
 	// Key is the ordering key: commands with equal keys are sent in order.
-	// Default: hub + "\x00" + target kind + "\x00" + target (see DefaultKey).
+	// Default: hub + "/" + kind + ":" + target, e.g. "chat/group:room42" (see DefaultKey).
 	Key string
 	// Coalesce is the route's coalescing policy, nil when off.
 	Coalesce *Coalesce

@@ -1,0 +1,206 @@
+package codec
+
+import (
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+const (
+	maxHubLen   = 128
+	maxGroupLen = 1024
+	// MaxTTL is the largest messageTtlSeconds the service accepts.
+	MaxTTL = 300
+	// DefaultMaxBodyBytes is the default Config.MaxBodyBytes: the service's
+	// 1 MiB message limit.
+	DefaultMaxBodyBytes = 1 << 20
+)
+
+// ErrInvalidName is wrapped by ValidateHub and ValidateGroup errors.
+var ErrInvalidName = errors.New("invalid name")
+
+// ValidateHub checks a hub name against the service pattern
+// ^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$. The error wraps ErrInvalidName and
+// says what is wrong.
+func ValidateHub(s string) error {
+	if r := hubReason(s); r != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidName, r)
+	}
+	return nil
+}
+
+// ValidateGroup checks a group name against the service rules: 1..1024
+// characters, not whitespace only, no line breaks (\n, \r, U+2028, U+2029),
+// valid UTF-8; and, because a group is a URL path segment, not "." or "..".
+// The error wraps ErrInvalidName and says what is wrong.
+func ValidateGroup(s string) error {
+	if r := groupReason(s); r != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidName, r)
+	}
+	return nil
+}
+
+func hubReason(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > maxHubLen:
+		return "must be at most 128 characters"
+	case !isLetter(s[0]):
+		return fmt.Sprintf("must start with a letter, got %q", s)
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if isLetter(c) || ('0' <= c && c <= '9') {
+			continue
+		}
+		switch c {
+		case '_', '`', ',', '.', '[', ']':
+			continue
+		}
+		return fmt.Sprintf("may contain only letters, digits and _ ` , . [ ], got %q", s)
+	}
+	return ""
+}
+
+func isLetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
+
+func groupReason(g string) string {
+	if r := segmentReason(g); r != "" {
+		return r
+	}
+	if len(g) > maxGroupLen && utf8.RuneCountInString(g) > maxGroupLen {
+		return "must be at most 1024 characters"
+	}
+	if !utf8.ValidString(g) {
+		return "must be valid UTF-8"
+	}
+	blank := true
+	for _, r := range g {
+		switch r {
+		case '\n', '\r', '\u2028', '\u2029':
+			return "must not contain line breaks"
+		}
+		if blank && !unicode.IsSpace(r) {
+			blank = false
+		}
+	}
+	if blank {
+		return "must not be whitespace only"
+	}
+	return ""
+}
+
+// segmentReason refuses ids that cannot be one URL path segment.
+func segmentReason(s string) string {
+	switch s {
+	case "":
+		return "must not be empty"
+	case ".", "..":
+		return `must not be "." or ".."`
+	}
+	return ""
+}
+
+// Validate checks that c is a command the decoder could have produced: a
+// known action, a valid hub, every target the action requires and nothing it
+// does not take, valid names, ttl in 0..MaxTTL. It returns a *DecodeError
+// (Index -1) naming the envelope field. The router may use it on commands
+// built by other means; the fuzz test uses it on every decoded command.
+func (c *Command) Validate() error {
+	if c.Action == ActionUnknown || c.Action >= actionCount {
+		return &DecodeError{Index: -1, Field: jsonNames[fAction], Reason: "unknown action"}
+	}
+	sp := specs[c.Action]
+	bad := func(f field, reason string) error {
+		return &DecodeError{Index: -1, Field: jsonNames[f], Reason: reason}
+	}
+	if r := hubReason(c.Hub); r != "" {
+		return bad(fHub, r)
+	}
+	present := [fieldCount]bool{
+		fGroup:        c.Group != "",
+		fUserID:       c.UserID != "",
+		fConnectionID: c.ConnectionID != "",
+		fGroups:       len(c.Groups) > 0,
+		fUserIDs:      len(c.UserIDs) > 0,
+		fExcluded:     len(c.Excluded) > 0,
+		fFilter:       c.Filter != "",
+		fTTL:          c.TTL != 0,
+		fReason:       c.Reason != "",
+		fPermission:   c.Permission != "",
+		fTargetName:   c.TargetName != "",
+		fData:         c.Action.IsSend(),
+	}
+	for f := fGroup; f < fieldCount; f++ {
+		switch {
+		case present[f] && !sp.allowed.has(f):
+			return bad(f, c.Action.String()+" does not take it")
+		case !present[f] && sp.required.has(f):
+			return bad(f, "required by "+c.Action.String())
+		}
+	}
+	if !c.Action.IsSend() && (len(c.Data) > 0 || c.DataType != DataJSON) {
+		return bad(fData, c.Action.String()+" does not take it")
+	}
+	if present[fGroup] {
+		if r := groupReason(c.Group); r != "" {
+			return bad(fGroup, r)
+		}
+	}
+	if present[fTargetName] {
+		if r := groupReason(c.TargetName); r != "" {
+			return bad(fTargetName, r)
+		}
+	}
+	for _, id := range [...]struct {
+		f field
+		v string
+	}{{fUserID, c.UserID}, {fConnectionID, c.ConnectionID}} {
+		if present[id.f] {
+			if r := segmentReason(id.v); r != "" {
+				return bad(id.f, r)
+			}
+		}
+	}
+	for i, g := range c.Groups {
+		if r := groupReason(g); r != "" {
+			return &DecodeError{Index: -1, Field: fmt.Sprintf("groups[%d]", i), Reason: r}
+		}
+	}
+	for i, u := range c.UserIDs {
+		if r := segmentReason(u); r != "" {
+			return &DecodeError{Index: -1, Field: fmt.Sprintf("userIds[%d]", i), Reason: r}
+		}
+	}
+	for i, x := range c.Excluded {
+		if x == "" {
+			return &DecodeError{Index: -1, Field: fmt.Sprintf("excluded[%d]", i), Reason: "must not be empty"}
+		}
+	}
+	if c.TTL < 0 || c.TTL > MaxTTL {
+		return bad(fTTL, fmt.Sprintf("must be 0..300, got %d", c.TTL))
+	}
+	if present[fPermission] {
+		if p, ok := parsePermission(c.Permission); !ok || p != c.Permission {
+			return bad(fPermission, fmt.Sprintf("must be sendToGroup or joinLeaveGroup, got %q", c.Permission))
+		}
+	}
+	if c.DataType > DataBinary {
+		return bad(fDataType, "unknown data type")
+	}
+	if c.Action.IsSend() {
+		switch c.DataType {
+		case DataJSON:
+			if !jsonValid(c.Data) {
+				return bad(fData, "is not valid JSON")
+			}
+		case DataText:
+			if !utf8.Valid(c.Data) {
+				return bad(fData, "text is not valid UTF-8")
+			}
+		}
+	}
+	return nil
+}
