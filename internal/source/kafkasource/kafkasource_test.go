@@ -1,0 +1,389 @@
+package kafkasource_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/goleak"
+
+	"github.com/wps-bridge/bridge/internal/source"
+	"github.com/wps-bridge/bridge/internal/source/kafkasource"
+	"github.com/wps-bridge/bridge/internal/source/sourcetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const topic = "cmds"
+
+// cluster starts a kfake cluster with topic (partitions given) and closes it
+// at the end of the test.
+func cluster(t *testing.T, partitions int32, opts ...kfake.Opt) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+func publisher(t *testing.T, cfg kafkasource.WriterConfig) *kafkasource.Publisher {
+	t.Helper()
+	p, err := kafkasource.NewPublisher(cfg)
+	if err != nil {
+		t.Fatalf("NewPublisher: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+func publish(t *testing.T, p *kafkasource.Publisher, msg *source.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Publish(ctx, msg); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
+func open(t *testing.T, cfg kafkasource.Config) *kafkasource.Source {
+	t.Helper()
+	src, err := kafkasource.New(cfg, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = src.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := src.Connect(ctx); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	return src
+}
+
+func read(t *testing.T, src source.Source) (*source.Message, source.AckFunc) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	msg, ack, err := src.Read(ctx)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	return msg, ack
+}
+
+func TestConformance(t *testing.T) {
+	var mu sync.Mutex
+	brokers := map[string][]string{}
+	pubs := map[string]*kafkasource.Publisher{}
+	// One kfake cluster per subtest keeps topics and groups apart.
+	env := func(t *testing.T) ([]string, *kafkasource.Publisher) {
+		mu.Lock()
+		defer mu.Unlock()
+		name := sourcetest.Name(t)
+		if b, ok := brokers[name]; ok {
+			return b, pubs[name]
+		}
+		b := cluster(t, 1)
+		p := publisher(t, kafkasource.WriterConfig{Brokers: b, Topic: topic})
+		brokers[name], pubs[name] = b, p
+		return b, p
+	}
+	sourcetest.Run(t, sourcetest.Harness{
+		New: func(t *testing.T) source.Source {
+			b, _ := env(t)
+			src, err := kafkasource.New(kafkasource.Config{
+				Name: "kafka", Brokers: b, Topics: []string{topic}, Group: "bridge",
+				CommitInterval: 100 * time.Millisecond, MaxWait: 100 * time.Millisecond,
+			}, nil)
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			return src
+		},
+		Publish: func(t *testing.T, body []byte, hdr source.Headers) {
+			_, p := env(t)
+			publish(t, p, &source.Message{Body: body, Headers: hdr})
+		},
+		AtLeastOnce:         true,
+		CommitsContiguously: true,
+	})
+}
+
+func committed(t *testing.T, brokers []string, group string, partition int) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
+	res, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {partition}}})
+	if err != nil {
+		t.Fatalf("offset fetch: %v", err)
+	}
+	for _, p := range res.Topics[topic] {
+		if p.Partition == partition {
+			return p.CommittedOffset
+		}
+	}
+	return -1
+}
+
+// waitCommitted polls the group's committed offset (the broker offers no
+// notification) until it equals want or 10s pass.
+func waitCommitted(t *testing.T, brokers []string, group string, partition int, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := committed(t, brokers, group, partition)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offset %d, want %d", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestContiguousCommit(t *testing.T) {
+	t.Parallel()
+	brokers := cluster(t, 1)
+	p := publisher(t, kafkasource.WriterConfig{Brokers: brokers, Topic: topic})
+	for i := range 5 {
+		publish(t, p, &source.Message{Body: fmt.Appendf(nil, "%d", i)})
+	}
+	src := open(t, kafkasource.Config{Brokers: brokers, Topics: []string{topic}, Group: "g", CommitInterval: 50 * time.Millisecond})
+	acks := make([]source.AckFunc, 5)
+	for i := range acks {
+		msg, ack := read(t, src)
+		if msg.Offset != int64(i) || msg.Topic != topic || msg.Subject != topic || msg.Partition != 0 {
+			t.Fatalf("message %d: topic %q subject %q partition %d offset %d", i, msg.Topic, msg.Subject, msg.Partition, msg.Offset)
+		}
+		acks[i] = ack
+	}
+	ackAll := func(idx ...int) {
+		for _, i := range idx {
+			if err := acks[i](context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ackAll(0)
+	waitCommitted(t, brokers, "g", 0, 1)
+	ackAll(2, 3) // 1 still in flight: the watermark stays at 1
+	if err := acks[4](context.Background(), errors.New("nak")); err != nil {
+		t.Fatal(err)
+	}
+	ackAll(1) // 1,2,3 done, 4 naked: commit 4, never past the nak
+	waitCommitted(t, brokers, "g", 0, 4)
+	if err := src.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(t, brokers, "g", 0); got != 4 {
+		t.Fatalf("after Close committed %d, want 4 (the naked record redelivered)", got)
+	}
+}
+
+// TestRebalanceCommitsEndedGeneration: a member acks everything it read, a
+// second member joins, and the first generation's final commit means the
+// newcomer starts after the acked records even though the periodic commit
+// never ran.
+func TestRebalanceCommitsEndedGeneration(t *testing.T) {
+	t.Parallel()
+	brokers := cluster(t, 2)
+	p := publisher(t, kafkasource.WriterConfig{Brokers: brokers, Topic: topic})
+	for i := range 6 {
+		publish(t, p, &source.Message{Body: fmt.Appendf(nil, "old-%d", i), Key: fmt.Appendf(nil, "k%d", i)})
+	}
+	cfg := kafkasource.Config{Brokers: brokers, Topics: []string{topic}, Group: "g", CommitInterval: time.Hour, MaxWait: 100 * time.Millisecond}
+	a := open(t, cfg)
+	for range 6 {
+		_, ack := read(t, a)
+		if err := ack(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := open(t, cfg)
+	// Keep a reading so it rejoins; collect what both members get.
+	got := make(chan string, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, src := range []*kafkasource.Source{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				msg, ack, err := src.Read(ctx)
+				if err != nil {
+					return
+				}
+				got <- string(msg.Body)
+				_ = ack(ctx, nil)
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	// Wait until each partition has a committed offset (the final commit of
+	// a's first generation), then publish new records to both partitions.
+	waitCommittedAtLeast(t, brokers, "g", 0)
+	waitCommittedAtLeast(t, brokers, "g", 1)
+	for i := range 4 {
+		publish(t, p, &source.Message{Body: fmt.Appendf(nil, "new-%d", i), Key: fmt.Appendf(nil, "n%d", i)})
+	}
+	timeout := time.After(30 * time.Second)
+	for seen := 0; seen < 4; {
+		select {
+		case body := <-got:
+			if strings.HasPrefix(body, "old-") {
+				t.Fatalf("record %q acked before the rebalance was redelivered", body)
+			}
+			seen++
+		case <-timeout:
+			t.Fatalf("only %d of 4 new records read after the rebalance", seen)
+		}
+	}
+}
+
+func waitCommittedAtLeast(t *testing.T, brokers []string, group string, partition int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for committed(t, brokers, group, partition) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("partition %d never committed", partition)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestPublisherAcksAllKeyHeadersAndTopic(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(1, topic, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	p := publisher(t, kafkasource.WriterConfig{Brokers: brokers, Topic: topic})
+	publish(t, p, &source.Message{Body: []byte("v1"), Key: []byte("k1"), Headers: source.Headers{{Key: "wps-bridge-error", Value: "bad"}, {Key: "a", Value: "1"}, {Key: "a", Value: "2"}}})
+	publish(t, p, &source.Message{Body: []byte("v2"), Subject: "other"})
+	tests := []struct {
+		topic   string
+		body    string
+		key     string
+		headers []kafka.Header
+	}{
+		{topic, "v1", "k1", []kafka.Header{{Key: "wps-bridge-error", Value: []byte("bad")}, {Key: "a", Value: []byte("1")}, {Key: "a", Value: []byte("2")}}},
+		{"other", "v2", "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.topic, func(t *testing.T) {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: tc.topic, Partition: 0, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(m.Value) != tc.body || string(m.Key) != tc.key || len(m.Headers) != len(tc.headers) {
+				t.Fatalf("got value %q key %q headers %v", m.Value, m.Key, m.Headers)
+			}
+			for i, h := range tc.headers {
+				if m.Headers[i].Key != h.Key || string(m.Headers[i].Value) != string(h.Value) {
+					t.Fatalf("header %d = %s:%s, want %s:%s (order kept)", i, m.Headers[i].Key, m.Headers[i].Value, h.Key, h.Value)
+				}
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := p.Publish(ctx, &source.Message{Body: []byte("x"), Subject: "missing-topic"}); err == nil {
+		t.Fatal("publish to a topic that does not exist succeeded")
+	}
+}
+
+func TestSASL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		mechanism string
+		password  string
+		wantErr   bool
+	}{
+		{kafkasource.MechanismPlain, "s3cret", false},
+		{kafkasource.MechanismSCRAMSHA256, "s3cret", false},
+		{kafkasource.MechanismSCRAMSHA512, "s3cret", false},
+		{kafkasource.MechanismSCRAMSHA256, "wrong", true},
+		{kafkasource.MechanismPlain, "wrong", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mechanism+"/"+tc.password, func(t *testing.T) {
+			t.Parallel()
+			brokers := cluster(t, 1, kfake.EnableSASL(), kfake.Superuser(tc.mechanism, "bridge", "s3cret"))
+			sasl := kafkasource.SASL{Mechanism: tc.mechanism, User: "bridge", Password: tc.password}
+			src, err := kafkasource.New(kafkasource.Config{Brokers: brokers, Topics: []string{topic}, Group: "g", SASL: sasl, MaxWait: 100 * time.Millisecond}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = src.Connect(ctx)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("Connect with a wrong password succeeded")
+				}
+				if strings.Contains(err.Error(), tc.password) {
+					t.Fatalf("error leaks the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Connect: %v", err)
+			}
+			p := publisher(t, kafkasource.WriterConfig{Brokers: brokers, Topic: topic, SASL: sasl})
+			publish(t, p, &source.Message{Body: []byte("authenticated")})
+			msg, ack := read(t, src)
+			if string(msg.Body) != "authenticated" {
+				t.Fatalf("read %q", msg.Body)
+			}
+			if err := ack(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  kafkasource.Config
+		want []string
+	}{
+		{"empty", kafkasource.Config{}, []string{"brokers", "topics", "group"}},
+		{"bad start offset", kafkasource.Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}, Group: "g", StartOffset: "middle"}, []string{"startOffset"}},
+		{"bad mechanism", kafkasource.Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}, Group: "g", SASL: kafkasource.SASL{Mechanism: "GSSAPI"}}, []string{"sasl.mechanism"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := kafkasource.New(tc.cfg, nil)
+			if err == nil {
+				t.Fatal("New accepted an invalid config")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+}

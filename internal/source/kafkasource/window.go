@@ -1,0 +1,112 @@
+package kafkasource
+
+import (
+	"sort"
+	"sync"
+)
+
+// window tracks one partition's delivered records in offset order and the
+// commit watermark: the offset after the longest gap-free run of acked
+// records from the oldest one. Kafka offsets need not be consecutive
+// (compaction, transaction markers), so "gap-free" is over delivered records,
+// not over integers. Safe for concurrent use.
+type window struct {
+	topic     string
+	partition int
+	limit     int // most records tracked at once; add refuses beyond it
+
+	mu        sync.Mutex
+	entries   []windowEntry // entries[head:] are delivered and not yet passed by mark
+	head      int
+	mark      int64 // next offset to commit; -1 until the first record is passed
+	committed int64 // last mark committed; -1 if none
+
+	// space gets a token whenever the window shrinks, waking an add that
+	// found it full.
+	space chan struct{}
+}
+
+type windowEntry struct {
+	offset int64
+	acked  bool
+}
+
+func newWindow(topic string, partition, limit int) *window {
+	return &window{
+		topic:     topic,
+		partition: partition,
+		limit:     limit,
+		mark:      -1,
+		committed: -1,
+		space:     make(chan struct{}, 1),
+	}
+}
+
+// add records a delivered offset, which must be above every offset added
+// before. It returns false, recording nothing, when the window holds limit
+// records already (wait on space and retry).
+func (w *window) add(offset int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.entries)-w.head >= w.limit {
+		return false
+	}
+	if w.head > 0 && w.head >= len(w.entries)/2 {
+		// Compact: reuse the passed prefix so the slice stays bounded.
+		n := copy(w.entries, w.entries[w.head:])
+		w.entries = w.entries[:n]
+		w.head = 0
+	}
+	w.entries = append(w.entries, windowEntry{offset: offset})
+	return true
+}
+
+// ack marks offset as finished and advances the watermark over the gap-free
+// acked prefix. It reports whether the watermark moved. Acking an offset the
+// window does not hold is a no-op.
+func (w *window) ack(offset int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pending := w.entries[w.head:]
+	i := sort.Search(len(pending), func(i int) bool { return pending[i].offset >= offset })
+	if i == len(pending) || pending[i].offset != offset {
+		return false
+	}
+	pending[i].acked = true
+	moved := false
+	for w.head < len(w.entries) && w.entries[w.head].acked {
+		w.mark = w.entries[w.head].offset + 1
+		w.head++
+		moved = true
+	}
+	if moved {
+		select {
+		case w.space <- struct{}{}:
+		default:
+		}
+	}
+	return moved
+}
+
+// toCommit returns the watermark when it is ahead of the last commit.
+func (w *window) toCommit() (int64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mark, w.mark > w.committed
+}
+
+// committedAt records that offset was committed.
+func (w *window) committedAt(offset int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if offset > w.committed {
+		w.committed = offset
+	}
+}
+
+// pending returns the number of tracked records not yet passed.
+func (w *window) pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.entries) - w.head
+}
