@@ -19,6 +19,7 @@ const (
 	HeaderOrigin     = "wps-bridge-origin"
 	HeaderFailedAt   = "wps-bridge-failed-at"
 	HeaderCommandID  = "wps-bridge-command-id"
+	HeaderAction     = "wps-bridge-action"
 
 	headerPrefix = "wps-bridge-"
 )
@@ -50,6 +51,9 @@ func (r *Router) deadLetterMessage(t *tracked, f *failure) *source.Message {
 	)
 	if f.cmdID != "" {
 		hdr = append(hdr, source.Header{Key: HeaderCommandID, Value: f.cmdID})
+	}
+	if f.action != "" {
+		hdr = append(hdr, source.Header{Key: HeaderAction, Value: f.action})
 	}
 	return &source.Message{
 		Source:  t.input,

@@ -316,7 +316,7 @@ func (r *Router) dropExpired(ctx context.Context, batch []*item) []*item {
 func (r *Router) fail(ctx context.Context, batch []*item, err error, class wps.Class, attempts int) {
 	status := httpStatus(err)
 	for _, it := range batch {
-		r.commandDone(ctx, it.msg, &failure{err: err, class: class, status: status, attempts: attempts, cmdID: it.cmd.ID})
+		r.commandDone(ctx, it.msg, &failure{err: err, class: class, status: status, attempts: attempts, cmdID: it.cmd.ID, action: it.cmd.Action.String()})
 	}
 }
 

@@ -18,6 +18,7 @@ type failure struct {
 	status   int    // HTTP status, 0 when there was no response
 	attempts int    // REST calls made for the failing command
 	cmdID    string // the envelope's id, if any
+	action   string // the failing command's action, "" for decode errors
 }
 
 // tracked is one source message between Read and its ack or nak.

@@ -296,7 +296,7 @@ func TestInvalidGoesToDeadLetterWithHeaders(t *testing.T) {
 	}{
 		{"400 from the service", bad, map[string]string{
 			HeaderErrorClass: "invalid", HeaderStatus: "400", HeaderAttempts: "1", HeaderSource: "in",
-			HeaderOrigin: "subject=cmds", HeaderFailedAt: "2025-03-04T05:06:07Z", HeaderCommandID: "cmd-7", "x-app": "kept",
+			HeaderOrigin: "subject=cmds", HeaderFailedAt: "2025-03-04T05:06:07Z", HeaderCommandID: "cmd-7", HeaderAction: "sendToGroup", "x-app": "kept",
 		}, "400"},
 		{"decode error", notJSON, map[string]string{
 			HeaderErrorClass: "invalid", HeaderStatus: "", HeaderAttempts: "0", HeaderSource: "in",
