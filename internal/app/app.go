@@ -162,6 +162,8 @@ func (b *Bridge) connect(ctx context.Context) error {
 		}
 		backoff := retry.WithCappedDuration(10*time.Second, retry.NewExponential(200*time.Millisecond))
 		err := retry.Do(ctx, backoff, func(ctx context.Context) error {
+			// Adapters may wait inside Connect until the broker answers.
+			b.setConnectErr(fmt.Errorf("source %q: connecting", in.Name))
 			if err := c.Connect(ctx); err != nil {
 				err = fmt.Errorf("source %q: connect: %w", in.Name, err)
 				b.setConnectErr(err)

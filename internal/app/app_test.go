@@ -1,0 +1,96 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/wps-bridge/bridge/internal/app"
+	"github.com/wps-bridge/bridge/internal/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// A broker that is down at start delays readiness; it does not stop the
+// process, and the operations endpoint says why.
+func TestNotReadyWhileTheBrokerIsDown(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "nats://" + dead.Addr().String()
+	dead.Close() // nothing listens there now
+
+	cfg, err := config.Parse([]byte(`webpubsub:
+  connectionString: ${CS:-Endpoint=http://127.0.0.1:1;AccessKey=test-key-not-secret;Version=1.0;}
+  hub: chat
+  allowInsecureHTTP: true
+sources:
+  - {name: cmds, type: nats, url: "`+deadURL+`", subjects: ["wps.>"]}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	b, err := app.New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, ln) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, base+"/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, `source "cmds": connect`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %q, want 503 naming the source", code, body)
+		}
+		time.Sleep(20 * time.Millisecond) // polling an HTTP endpoint: no signal to wait on
+	}
+	if code, body := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if code, body := get(t, base+"/metrics"); code != http.StatusOK || !strings.Contains(body, "wpsbridge_ready 0") {
+		t.Errorf("/metrics = %d, want wpsbridge_ready 0 in:\n%.400s", code, body)
+	}
+	if strings.Contains(b.Ready().Error(), "test-key-not-secret") {
+		t.Error("readiness leaks the access key")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
