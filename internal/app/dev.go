@@ -225,7 +225,9 @@ func startNATS(addr, storeDir string) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev: nats address %q: %w", addr, err)
 	}
-	if ln, err := net.Listen("tcp", addr); err != nil {
+	if port == 0 {
+		port = -1 // nats-server reads 0 as its default port, -1 as "pick one"
+	} else if ln, err := net.Listen("tcp", addr); err != nil {
 		port = -1 // busy: let the server pick
 	} else {
 		ln.Close()

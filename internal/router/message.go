@@ -32,6 +32,8 @@ type tracked struct {
 
 	mu   sync.Mutex
 	fail *failure // the first failure of one of its commands
+
+	one [1]item // the lane item of a message with a single command (most of them)
 }
 
 func (t *tracked) setFailure(f *failure) {
@@ -63,7 +65,7 @@ func (r *Router) commandDone(ctx context.Context, t *tracked, f *failure) {
 // context: if it is cancelled while the dead letter is published, t is left
 // for the shutdown nak.
 func (r *Router) finish(ctx context.Context, t *tracked) {
-	ackCtx := context.WithoutCancel(ctx)
+	ackCtx := r.ackContext(ctx)
 	f := t.failure()
 	if f == nil {
 		r.settle(ackCtx, t, nil)
@@ -92,6 +94,16 @@ func (r *Router) finish(ctx context.Context, t *tracked) {
 		"source", t.input, "origin", origin(t.msg), "id", f.cmdID, "class", f.class.String(),
 		"attempts", f.attempts, "error", f.err)
 	r.settle(ackCtx, t, nil)
+}
+
+// ackContext is ctx without its cancellation: acks and naks must reach the
+// broker even during shutdown. Run prepares it once; it is per message only
+// outside Run.
+func (r *Router) ackContext(ctx context.Context) context.Context {
+	if r.ackCtx != nil {
+		return r.ackCtx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // settle acks (err == nil) or naks t, exactly once, and frees its slot.

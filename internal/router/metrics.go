@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,50 @@ type Metrics struct {
 	ready         prometheus.Gauge
 	duration      *prometheus.HistogramVec
 	sourceLag     *prometheus.GaugeVec
+
+	// Children resolved once: WithLabelValues hashes, validates and locks on
+	// every call, which cost more than the rest of the router's hot path.
+	inputs sync.Map // source name -> *inputMetrics
+	calls  sync.Map // callKey -> *callMetrics
+}
+
+// inputMetrics are the per-source counters of every message.
+type inputMetrics struct {
+	received, acked, nacked prometheus.Counter
+}
+
+// callKey identifies the children of one kind of finished REST call.
+type callKey struct{ source, action, class string }
+
+type callMetrics struct {
+	sent     prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *Metrics) input(source string) *inputMetrics {
+	if v, ok := m.inputs.Load(source); ok {
+		return v.(*inputMetrics)
+	}
+	im := &inputMetrics{
+		received: m.received.WithLabelValues(source),
+		acked:    m.acks.WithLabelValues(source),
+		nacked:   m.naks.WithLabelValues(source),
+	}
+	v, _ := m.inputs.LoadOrStore(source, im)
+	return v.(*inputMetrics)
+}
+
+func (m *Metrics) call(source, action, class string) *callMetrics {
+	k := callKey{source, action, class}
+	if v, ok := m.calls.Load(k); ok {
+		return v.(*callMetrics)
+	}
+	cm := &callMetrics{
+		sent:     m.sent.WithLabelValues(source, action, class),
+		duration: m.duration.WithLabelValues(action, class),
+	}
+	v, _ := m.calls.LoadOrStore(k, cm)
+	return v.(*callMetrics)
 }
 
 // NewMetrics creates the router's collectors (names in the package
@@ -149,7 +194,7 @@ func httpStatus(err error) int {
 
 func (m *Metrics) receivedMsg(source string) {
 	if m != nil {
-		m.received.WithLabelValues(source).Inc()
+		m.input(source).received.Inc()
 	}
 }
 
@@ -157,9 +202,9 @@ func (m *Metrics) callDone(source, action string, err error, d time.Duration) {
 	if m == nil {
 		return
 	}
-	class := statusClass(err)
-	m.sent.WithLabelValues(source, action, class).Inc()
-	m.duration.WithLabelValues(action, class).Observe(d.Seconds())
+	c := m.call(source, action, statusClass(err))
+	c.sent.Inc()
+	c.duration.Observe(d.Seconds())
 }
 
 func (m *Metrics) retry(source, action string, class wps.Class) {
@@ -182,13 +227,13 @@ func (m *Metrics) dropped(source, reason string) {
 
 func (m *Metrics) acked(source string) {
 	if m != nil {
-		m.acks.WithLabelValues(source).Inc()
+		m.input(source).acked.Inc()
 	}
 }
 
 func (m *Metrics) nacked(source string) {
 	if m != nil {
-		m.naks.WithLabelValues(source).Inc()
+		m.input(source).nacked.Inc()
 	}
 }
 

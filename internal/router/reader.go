@@ -64,8 +64,9 @@ func (r *Router) read(ctx context.Context, in Input) {
 }
 
 // handle decodes msg and queues its commands. A message whose commands could
-// not all be queued (or whose dead letter could not be published) before ctx
-// ended stays pending and is naked on shutdown.
+// not all be queued before ctx ended is naked at once (source.ErrShutdown);
+// one whose dead letter could not be published before ctx ended stays
+// pending and is naked on shutdown.
 func (r *Router) handle(ctx context.Context, input string, msg *source.Message, ack source.AckFunc) {
 	t := &tracked{msg: msg, ack: ack, input: input}
 	r.pending.add(t)
@@ -85,16 +86,31 @@ func (r *Router) handle(ctx context.Context, input string, msg *source.Message, 
 		return
 	}
 	t.remaining.Store(int32(len(cmds)))
-	items := make([]item, len(cmds))
+	var items []item
+	if len(cmds) == 1 {
+		items = t.one[:]
+	} else {
+		items = make([]item, len(cmds))
+	}
 	for i := range cmds {
 		it := &items[i]
 		it.cmd, it.msg = &cmds[i], t
 		q := r.lanes[laneOf(cmds[i].Key, len(r.lanes))]
 		r.m.queued(1)
 		select {
+		case q <- it: // room: queue it even if reading just stopped
+			continue
+		default:
+		}
+		select {
 		case q <- it:
 		case <-ctx.Done():
+			// Reading stopped with this message only partly queued: it can
+			// never finish, so give it back now rather than let the drain
+			// wait for it. Commands already queued still run; their outcome
+			// no longer settles it (settle is once).
 			r.m.queued(-1)
+			r.settle(r.ackContext(ctx), t, source.ErrShutdown)
 			return
 		}
 	}

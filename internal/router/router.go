@@ -166,6 +166,7 @@ type Router struct {
 	pause   pauser
 	pending *pendingSet
 	lanes   []chan *item
+	ackCtx  context.Context // Run's ctx without cancellation; nil before Run
 
 	state atomic.Int32
 }
@@ -247,6 +248,7 @@ func (r *Router) Run(ctx context.Context, inputs ...Input) error {
 	}()
 	r.m.setReady(true)
 
+	r.ackCtx = context.WithoutCancel(ctx)
 	// workCtx outlives ctx by the drain: lanes, dead-letter publishes and
 	// REST calls run on it until it is cancelled after DrainTimeout.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))

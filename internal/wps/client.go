@@ -319,8 +319,11 @@ func (c *Client) doURL(ctx context.Context, op, method, aud, target string, body
 		return 0, err
 	}
 	defer func() {
-		// Drain (bounded) so the connection can be reused.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		// Drain (bounded) so the connection can be reused. Most answers
+		// (202, 204) have no body: skip the reader then.
+		if resp.ContentLength != 0 {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		}
 		_ = resp.Body.Close()
 	}()
 	if resp.StatusCode != want && (alt == 0 || resp.StatusCode != alt) {

@@ -512,7 +512,7 @@ func (s *Source) Close(ctx context.Context) error {
 	if len(pending) > 0 {
 		s.logger.Info("naked in-flight messages on close", "count", len(pending))
 	}
-	if err := nc.FlushWithContext(ctx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+	if err := natssource.Flush(ctx, nc); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		errs = append(errs, fmt.Errorf("flush naks: %w", err))
 	}
 	nc.Close()

@@ -228,3 +228,18 @@ func orDiscard(l *slog.Logger) *slog.Logger {
 	}
 	return l
 }
+
+// FlushTimeout bounds a flush whose context has no deadline.
+const FlushTimeout = 10 * time.Second
+
+// Flush waits until the server processed everything sent on nc so far.
+// nats.go refuses a context without a deadline; such a context gets
+// FlushTimeout.
+func Flush(ctx context.Context, nc *nats.Conn) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, FlushTimeout)
+		defer cancel()
+	}
+	return nc.FlushWithContext(ctx)
+}

@@ -399,3 +399,35 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	}
 	return p
 }
+
+// The bridge connects and publishes with contexts that have no deadline;
+// nats.go's FlushWithContext refuses those, so the adapter must not pass
+// them through.
+func TestConnectAndPublishWithoutDeadline(t *testing.T) {
+	t.Parallel()
+	srv := sourcetest.NATSServer(t, nil)
+	src, err := natssource.New(natssource.Config{Name: "n", Conn: natssource.ConnConfig{URL: srv.ClientURL()}, Subjects: []string{"wps.>"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close(context.Background()) })
+	if err := src.Connect(context.Background()); err != nil {
+		t.Fatalf("Connect without a deadline: %v", err)
+	}
+	pub := natssource.NewPublisher(src.Conn(), "wps.x")
+	if err := pub.Publish(context.Background(), &source.Message{Body: []byte("hi")}); err != nil {
+		t.Fatalf("Publish without a deadline: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg, ack, err := src.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(msg.Body) != "hi" {
+		t.Errorf("body %q", msg.Body)
+	}
+	if err := ack(ctx, nil); err != nil {
+		t.Error(err)
+	}
+}

@@ -132,7 +132,7 @@ func (s *Source) Connect(ctx context.Context) error {
 	}
 	// Make sure the server registered the interest before Connect returns,
 	// so that a publish right after Connect is not missed.
-	if err := nc.FlushWithContext(ctx); err != nil {
+	if err := Flush(ctx, nc); err != nil {
 		nc.Close()
 		return fmt.Errorf("natssource %q: flush subscriptions: %w", s.cfg.Name, err)
 	}
@@ -295,7 +295,7 @@ func (p *Publisher) Publish(ctx context.Context, msg *source.Message) error {
 	if err := p.nc.PublishMsg(m); err != nil {
 		return fmt.Errorf("nats publish %q: %w", subject, err)
 	}
-	if err := p.nc.FlushWithContext(ctx); err != nil {
+	if err := Flush(ctx, p.nc); err != nil {
 		return fmt.Errorf("nats publish %q: flush: %w", subject, err)
 	}
 	return nil
