@@ -31,6 +31,7 @@ type Bridge struct {
 	registry *prometheus.Registry
 	client   *wps.Client
 	router   *router.Router
+	metrics  *router.Metrics
 	inputs   []router.Input
 	dlq      source.Publisher
 
@@ -73,8 +74,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Bridge,
 		return nil, fmt.Errorf("deadLetter: %w", err)
 	}
 	b.dlq = dlq
-	metrics := router.NewMetrics(b.registry)
-	r, err := router.New(RouterConfig(cfg, logger.With("component", "router"), metrics), dec, router.NewWPSExecutor(client), dlq)
+	b.metrics = router.NewMetrics(b.registry)
+	r, err := router.New(RouterConfig(cfg, logger.With("component", "router"), b.metrics), dec, router.NewWPSExecutor(client), dlq)
 	if err != nil {
 		b.closeAll(ctx)
 		return nil, err
@@ -148,7 +149,45 @@ func (b *Bridge) Run(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	b.log.Info("bridge running", "sources", len(b.inputs), "endpoint", b.client.Endpoint(), "hub", b.cfg.WebPubSub.Hub)
+	lagCtx, stopLag := context.WithCancel(ctx)
+	var lag sync.WaitGroup
+	lag.Go(func() { b.reportLag(lagCtx) })
+	defer func() {
+		stopLag()
+		lag.Wait()
+	}()
 	return b.router.Run(ctx, b.inputs...)
+}
+
+// LagInterval is how often source lag is read from the brokers.
+const LagInterval = 5 * time.Second
+
+// reportLag sets wpsbridge_source_lag for every source that can tell, every
+// LagInterval, until ctx ends.
+func (b *Bridge) reportLag(ctx context.Context) {
+	t := time.NewTicker(LagInterval)
+	defer t.Stop()
+	for {
+		for _, in := range b.inputs {
+			l, ok := in.Source.(source.Lagger)
+			if !ok {
+				continue
+			}
+			n, err := l.Lag(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					b.log.Debug("source lag", "source", in.Name, "err", err)
+				}
+				continue
+			}
+			b.metrics.SetSourceLag(in.Name, n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // connect connects every source that needs it, retrying each with capped

@@ -170,7 +170,7 @@ func NewSource(s config.Source, logger *slog.Logger) (source.Source, error) {
 		}
 		return kafkasource.New(kafkasource.Config{
 			Name: s.Name, Brokers: SplitList(s.Brokers), Topics: s.Topics, Group: s.Group,
-			SASL: sasl, TLS: kafkaTLS(s.TLS), StartOffset: s.StartOffset,
+			SASL: sasl, TLS: kafkaTLS(s.TLS), StartOffset: s.StartOffset, SessionTimeout: s.SessionTimeout,
 		}, logger)
 	}
 	return nil, fmt.Errorf("source %q: unknown type %q", s.Name, s.Type)

@@ -103,6 +103,10 @@ type Source struct {
 	// StartOffset is where a group with no committed offset starts: first or
 	// last (kafka). Default first.
 	StartOffset string `yaml:"startOffset"`
+	// SessionTimeout is how long the group waits for a silent member (a
+	// crashed replica) before its partitions move to the others (kafka).
+	// Default 10s.
+	SessionTimeout time.Duration `yaml:"sessionTimeout"`
 
 	// Auth is NATS authentication (nats, jetstream).
 	Auth Auth `yaml:"auth"`

@@ -110,7 +110,7 @@ routes:
 			},
 			{
 				Name: "kcmds", Type: BrokerKafka, Brokers: []string{"127.0.0.1:9092"},
-				Topics: []string{"wps-commands"}, Group: "wps-bridge", StartOffset: "first",
+				Topics: []string{"wps-commands"}, Group: "wps-bridge", StartOffset: "first", SessionTimeout: 10 * time.Second,
 			},
 		},
 		Routes: []Route{

@@ -14,6 +14,7 @@ const (
 	DefaultMaxAckPending    = 2048
 	DefaultAckWait          = 30 * time.Second
 	DefaultStartOffset      = "first"
+	DefaultSessionTimeout   = 10 * time.Second
 	DefaultCoalesceCount    = 100
 	DefaultCoalesceBytes    = 1 << 20
 	DefaultCoalesceLinger   = 5 * time.Millisecond
@@ -68,6 +69,7 @@ func (s *Source) setDefaults() {
 		setDefault(&s.AckWait, DefaultAckWait)
 	case BrokerKafka:
 		setDefault(&s.StartOffset, DefaultStartOffset)
+		setDefault(&s.SessionTimeout, DefaultSessionTimeout)
 	}
 	s.Brokers = splitList(s.Brokers)
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wps-bridge/bridge/internal/codec"
 	"github.com/wps-bridge/bridge/internal/wps"
@@ -226,6 +227,7 @@ func (s *Source) validateNATS(p *problems, at string) {
 	p.forbid(at+".topics", len(s.Topics) > 0, why)
 	p.forbid(at+".group", s.Group != "", why)
 	p.forbid(at+".startOffset", s.StartOffset != "", why)
+	p.forbid(at+".sessionTimeout", s.SessionTimeout != 0, why)
 	p.forbid(at+".sasl", !s.SASL.IsZero(), why+" (use auth)")
 	s.Auth.validate(p, at+".auth")
 }
@@ -241,6 +243,9 @@ func (s *Source) validateKafka(p *problems, at string) {
 	}
 	p.required(at+".group", s.Group != "")
 	p.oneOf(at+".startOffset", s.StartOffset, "first", "last")
+	if s.SessionTimeout < 6*time.Second || s.SessionTimeout > 5*time.Minute {
+		p.add(at+".sessionTimeout", "must be 6s..5m (the brokers' default group session bounds), got %s", s.SessionTimeout)
+	}
 	p.forbid(at+".url", s.URL != "", why+" (use brokers)")
 	p.forbid(at+".subjects", len(s.Subjects) > 0, why+" (use topics)")
 	p.forbid(at+".queue", s.Queue != "", why+" (use group)")

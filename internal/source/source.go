@@ -87,6 +87,14 @@ type Connector interface {
 	Connect(ctx context.Context) error
 }
 
+// Lagger is implemented by sources that can tell how many messages wait in
+// the broker for this consumer (JetStream: pending for the durable; Kafka:
+// high watermark minus committed offset, summed over owned partitions). The
+// bridge exports it as wpsbridge_source_lag.
+type Lagger interface {
+	Lag(ctx context.Context) (int64, error)
+}
+
 // Publisher writes a message to a broker destination and returns only once the
 // broker confirmed it (JetStream PubAck, Kafka acks=all, core NATS flush). It is
 // used for dead letters, `bridge publish` and `bridge dlq replay`. Only Body

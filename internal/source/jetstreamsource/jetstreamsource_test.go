@@ -366,3 +366,30 @@ func TestConnectWithoutConsumerFails(t *testing.T) {
 		t.Fatalf("Connect without a consumer: %v, want ErrConsumerNotFound", err)
 	}
 }
+
+// Lag reports the messages waiting in the stream for the durable, the figure
+// behind wpsbridge_source_lag.
+func TestLagIsPendingForTheDurable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := e.config(t)
+	src := e.open(t, cfg) // creates the stream and the durable; no Read yet
+	for i := range 5 {
+		e.publish(t, cfg.Stream+".x", fmt.Sprint(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if n, err := src.Lag(ctx); err != nil || n != 5 {
+		t.Fatalf("Lag before reading = %d, %v; want 5", n, err)
+	}
+	msg, ack := read(t, src, 10*time.Second)
+	if err := ack(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = msg
+	// The pull may have fetched more than one; none are pending any more
+	// than those not yet delivered.
+	if n, err := src.Lag(ctx); err != nil || n > 4 {
+		t.Fatalf("Lag after one read = %d, %v; want at most 4", n, err)
+	}
+}

@@ -136,7 +136,28 @@ type Source struct {
 var (
 	_ source.Source    = (*Source)(nil)
 	_ source.Connector = (*Source)(nil)
+	_ source.Lagger    = (*Source)(nil)
 )
+
+// Lag is the durable consumer's NumPending: messages in the stream (matching
+// its filter) not yet delivered to any replica.
+func (s *Source) Lag(ctx context.Context) (int64, error) {
+	s.connMu.Lock()
+	js := s.js
+	s.connMu.Unlock()
+	if js == nil {
+		return 0, source.ErrNotConnected
+	}
+	cons, err := js.Consumer(ctx, s.cfg.Stream, s.cfg.Durable)
+	if err != nil {
+		return 0, fmt.Errorf("jetstreamsource %q: lag: %w", s.cfg.Name, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jetstreamsource %q: lag: %w", s.cfg.Name, err)
+	}
+	return int64(info.NumPending), nil
+}
 
 // New validates cfg, applies the defaults and returns an unconnected Source.
 func New(cfg Config, logger *slog.Logger) (*Source, error) {

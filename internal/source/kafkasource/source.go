@@ -26,6 +26,7 @@ const (
 	DefaultCommitInterval = time.Second
 	DefaultMaxUnacked     = 10000
 	DefaultMaxWait        = 500 * time.Millisecond
+	DefaultSessionTimeout = 10 * time.Second
 )
 
 // Config configures a Kafka [Source].
@@ -51,6 +52,10 @@ type Config struct {
 	MaxWait            time.Duration
 	// CommitInterval is the period of offset commits (default 1s).
 	CommitInterval time.Duration
+	// SessionTimeout is how long the group waits for a silent member (a
+	// crashed replica) before giving its partitions to the others (default
+	// 10s; heartbeats go every SessionTimeout/10).
+	SessionTimeout time.Duration
 	// QueueCapacity bounds the records fetched and not yet Read (default
 	// 1024); each partition reader also holds up to 100 records.
 	QueueCapacity int
@@ -76,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = DefaultMaxWait
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 }
 
@@ -145,6 +153,8 @@ type Source struct {
 	records   chan record
 	done      chan struct{} // closed at the start of Close
 	closeOnce sync.Once
+
+	current atomic.Pointer[generation] // the latest generation, for Lag
 }
 
 // record is a fetched Kafka message on its way to Read.
@@ -164,6 +174,7 @@ type generation struct {
 var (
 	_ source.Source    = (*Source)(nil)
 	_ source.Connector = (*Source)(nil)
+	_ source.Lagger    = (*Source)(nil)
 )
 
 // New validates cfg, applies the defaults and returns an unconnected Source.
@@ -211,7 +222,10 @@ func (s *Source) Connect(ctx context.Context) error {
 		Dialer:      s.dialer,
 		Topics:      s.cfg.Topics,
 		StartOffset: s.startOffset,
-		Logger:      kafka.LoggerFunc(s.kafkaLog(slog.LevelDebug)),
+		// A crashed replica's partitions move after SessionTimeout.
+		SessionTimeout:    s.cfg.SessionTimeout,
+		HeartbeatInterval: s.cfg.SessionTimeout / 10,
+		Logger:            kafka.LoggerFunc(s.kafkaLog(slog.LevelDebug)),
 		ErrorLogger: kafka.LoggerFunc(s.kafkaLog(slog.LevelWarn)),
 	})
 	if err != nil {
@@ -286,12 +300,14 @@ func (s *Source) startGeneration(kg *kafka.Generation) {
 	for topic, parts := range kg.Assignments {
 		for _, p := range parts {
 			w := newWindow(topic, p.ID, s.cfg.MaxUnacked)
+			w.start = p.Offset
 			g.windows = append(g.windows, w)
 			assigned = append(assigned, fmt.Sprintf("%s/%d@%d", topic, p.ID, p.Offset))
 			offset := p.Offset
 			kg.Start(func(ctx context.Context) { s.readPartition(ctx, g, w, offset) })
 		}
 	}
+	s.current.Store(g)
 	s.logger.Info("kafka generation started", "generation", kg.ID, "member", kg.MemberID, "partitions", assigned)
 	kg.Start(func(ctx context.Context) { s.commitLoop(ctx, g) })
 }
@@ -337,6 +353,7 @@ func (s *Source) readPartition(ctx context.Context, g *generation, w *window, of
 				return
 			}
 		}
+		w.hwm.Store(m.HighWaterMark)
 		for !w.add(m.Offset) {
 			select {
 			case <-w.space:
@@ -407,6 +424,21 @@ func (s *Source) commit(g *generation) error {
 		c.w.committedAt(c.offset)
 	}
 	return nil
+}
+
+// Lag sums, over the partitions of the current generation, the records
+// between the committed offset and the last fetched high watermark (an
+// estimate refreshed by every fetch).
+func (s *Source) Lag(context.Context) (int64, error) {
+	g := s.current.Load()
+	if g == nil {
+		return 0, nil
+	}
+	var n int64
+	for _, w := range g.windows {
+		n += w.lag()
+	}
+	return n, nil
 }
 
 // Read returns the next record. It blocks until one is fetched, ctx is done

@@ -3,6 +3,7 @@ package kafkasource
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // window tracks one partition's delivered records in offset order and the
@@ -24,6 +25,11 @@ type window struct {
 	// space gets a token whenever the window shrinks, waking an add that
 	// found it full.
 	space chan struct{}
+
+	// start is the offset the partition was assigned at (negative: a
+	// first/last sentinel); hwm is the high watermark of the last fetch.
+	start int64
+	hwm   atomic.Int64
 }
 
 type windowEntry struct {
@@ -38,6 +44,7 @@ func newWindow(topic string, partition, limit int) *window {
 		limit:     limit,
 		mark:      -1,
 		committed: -1,
+		start:     -1,
 		space:     make(chan struct{}, 1),
 	}
 }
@@ -109,4 +116,20 @@ func (w *window) pending() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.entries) - w.head
+}
+
+// lag is the records between the committed position (or the assigned start
+// before the first commit) and the last seen high watermark; 0 when unknown.
+func (w *window) lag() int64 {
+	w.mu.Lock()
+	base := w.committed
+	w.mu.Unlock()
+	if base < 0 {
+		base = w.start
+	}
+	hwm := w.hwm.Load()
+	if base < 0 || hwm <= base {
+		return 0
+	}
+	return hwm - base
 }

@@ -96,3 +96,24 @@ func TestWindowCompactsLongRuns(t *testing.T) {
 		t.Fatalf("entries grew to capacity %d for a window of 4", c)
 	}
 }
+
+func TestWindowLag(t *testing.T) {
+	t.Parallel()
+	w := newWindow("t", 0, 10)
+	if got := w.lag(); got != 0 {
+		t.Errorf("lag with nothing known = %d, want 0", got)
+	}
+	w.start = 10
+	w.hwm.Store(25)
+	if got := w.lag(); got != 15 {
+		t.Errorf("lag from the assigned start = %d, want 15", got)
+	}
+	w.committed = 20
+	if got := w.lag(); got != 5 {
+		t.Errorf("lag from the committed offset = %d, want 5", got)
+	}
+	w.committed = 25
+	if got := w.lag(); got != 0 {
+		t.Errorf("lag when caught up = %d, want 0", got)
+	}
+}
