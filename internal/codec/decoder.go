@@ -1,6 +1,8 @@
 package codec
 
 import (
+	"github.com/wps-bridge/bridge/internal/wpsname"
+
 	"errors"
 	"fmt"
 	"strconv"
@@ -75,7 +77,7 @@ func New(cfg Config) (*Decoder, error) {
 	d := &Decoder{defaultHub: cfg.DefaultHub, maxBody: cfg.MaxBodyBytes, now: cfg.Now}
 	var errs []error
 	if d.defaultHub != "" {
-		if r := hubReason(d.defaultHub); r != "" {
+		if r := wpsname.HubReason(d.defaultHub); r != "" {
 			errs = append(errs, fmt.Errorf("hub: %s", r))
 		}
 	}
@@ -323,7 +325,7 @@ func (d *Decoder) build(dr *draft, r *route, msg *source.Message, hv *headerValu
 			return Command{}, dr.fail(fHub, "required (no hub in the message, the route or the configuration)")
 		}
 		dr.hub = d.defaultHub
-	} else if reason := hubReason(dr.hub); reason != "" {
+	} else if reason := wpsname.HubReason(dr.hub); reason != "" {
 		return Command{}, dr.fail(fHub, reason)
 	}
 	for f := fGroup; f < fieldCount; f++ {
@@ -379,32 +381,32 @@ func (d *Decoder) build(dr *draft, r *route, msg *source.Message, hv *headerValu
 
 func (dr *draft) checkTargets(c *Command) *DecodeError {
 	if c.Group != "" {
-		if reason := groupReason(c.Group); reason != "" {
+		if reason := wpsname.PathGroupReason(c.Group); reason != "" {
 			return dr.fail(fGroup, reason)
 		}
 	}
 	if c.TargetName != "" {
-		if reason := groupReason(c.TargetName); reason != "" {
+		if reason := wpsname.PathGroupReason(c.TargetName); reason != "" {
 			return dr.fail(fTargetName, reason)
 		}
 	}
 	if c.UserID != "" {
-		if reason := segmentReason(c.UserID); reason != "" {
+		if reason := wpsname.SegmentReason(c.UserID); reason != "" {
 			return dr.fail(fUserID, reason)
 		}
 	}
 	if c.ConnectionID != "" {
-		if reason := segmentReason(c.ConnectionID); reason != "" {
+		if reason := wpsname.SegmentReason(c.ConnectionID); reason != "" {
 			return dr.fail(fConnectionID, reason)
 		}
 	}
 	for i, g := range c.Groups {
-		if reason := groupReason(g); reason != "" {
+		if reason := wpsname.PathGroupReason(g); reason != "" {
 			return dr.failAt(fGroups, i, reason)
 		}
 	}
 	for i, u := range c.UserIDs {
-		if reason := segmentReason(u); reason != "" {
+		if reason := wpsname.SegmentReason(u); reason != "" {
 			return dr.failAt(fUserIDs, i, reason)
 		}
 	}

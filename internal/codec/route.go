@@ -1,6 +1,8 @@
 package codec
 
 import (
+	"github.com/wps-bridge/bridge/internal/wpsname"
+
 	"fmt"
 	"strconv"
 	"strings"
@@ -118,11 +120,11 @@ func compileRoute(i int, rc *Route) (route, []error) {
 func literalReason(f field, v string) string {
 	switch f {
 	case fHub:
-		return hubReason(v)
+		return wpsname.HubReason(v)
 	case fGroup:
-		return groupReason(v)
+		return wpsname.PathGroupReason(v)
 	case fUserID, fConnectionID:
-		return segmentReason(v)
+		return wpsname.SegmentReason(v)
 	case fDataType:
 		if _, ok := parseDataType(v); !ok {
 			return "must be json, text or binary, got " + strconv.Quote(v)

@@ -1,6 +1,8 @@
 package codec
 
 import (
+	"github.com/wps-bridge/bridge/internal/wpsname"
+
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -146,7 +148,7 @@ func buildSchema() obj {
 		},
 		"$defs": obj{
 			"command": command,
-			"group": obj{"type": "string", "minLength": 1, "maxLength": maxGroupLen, "pattern": groupPattern,
+			"group": obj{"type": "string", "minLength": 1, "maxLength": wpsname.MaxGroupLen, "pattern": groupPattern,
 				"not": obj{"enum": []any{".", ".."}}},
 			"segment": obj{"type": "string", "minLength": 1, "not": obj{"enum": []any{".", ".."}}},
 			"ttl":     obj{"anyOf": []any{obj{"type": "null"}, obj{"type": "integer", "minimum": 0, "maximum": MaxTTL}}},

@@ -1,15 +1,14 @@
 package codec
 
 import (
+	"github.com/wps-bridge/bridge/internal/wpsname"
+
 	"errors"
 	"fmt"
-	"unicode"
 	"unicode/utf8"
 )
 
 const (
-	maxHubLen   = 128
-	maxGroupLen = 1024
 	// MaxTTL is the largest messageTtlSeconds the service accepts.
 	MaxTTL = 300
 	// DefaultMaxBodyBytes is the default Config.MaxBodyBytes: the service's
@@ -24,7 +23,7 @@ var ErrInvalidName = errors.New("invalid name")
 // ^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$. The error wraps ErrInvalidName and
 // says what is wrong.
 func ValidateHub(s string) error {
-	if r := hubReason(s); r != "" {
+	if r := wpsname.HubReason(s); r != "" {
 		return fmt.Errorf("%w: %s", ErrInvalidName, r)
 	}
 	return nil
@@ -35,72 +34,10 @@ func ValidateHub(s string) error {
 // valid UTF-8; and, because a group is a URL path segment, not "." or "..".
 // The error wraps ErrInvalidName and says what is wrong.
 func ValidateGroup(s string) error {
-	if r := groupReason(s); r != "" {
+	if r := wpsname.PathGroupReason(s); r != "" {
 		return fmt.Errorf("%w: %s", ErrInvalidName, r)
 	}
 	return nil
-}
-
-func hubReason(s string) string {
-	switch {
-	case s == "":
-		return "must not be empty"
-	case len(s) > maxHubLen:
-		return "must be at most 128 characters"
-	case !isLetter(s[0]):
-		return fmt.Sprintf("must start with a letter, got %q", s)
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if isLetter(c) || ('0' <= c && c <= '9') {
-			continue
-		}
-		switch c {
-		case '_', '`', ',', '.', '[', ']':
-			continue
-		}
-		return fmt.Sprintf("may contain only letters, digits and _ ` , . [ ], got %q", s)
-	}
-	return ""
-}
-
-func isLetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
-
-func groupReason(g string) string {
-	if r := segmentReason(g); r != "" {
-		return r
-	}
-	if len(g) > maxGroupLen && utf8.RuneCountInString(g) > maxGroupLen {
-		return "must be at most 1024 characters"
-	}
-	if !utf8.ValidString(g) {
-		return "must be valid UTF-8"
-	}
-	blank := true
-	for _, r := range g {
-		switch r {
-		case '\n', '\r', '\u2028', '\u2029':
-			return "must not contain line breaks"
-		}
-		if blank && !unicode.IsSpace(r) {
-			blank = false
-		}
-	}
-	if blank {
-		return "must not be whitespace only"
-	}
-	return ""
-}
-
-// segmentReason refuses ids that cannot be one URL path segment.
-func segmentReason(s string) string {
-	switch s {
-	case "":
-		return "must not be empty"
-	case ".", "..":
-		return `must not be "." or ".."`
-	}
-	return ""
 }
 
 // Validate checks that c is a command the decoder could have produced: a
@@ -116,7 +53,7 @@ func (c *Command) Validate() error {
 	bad := func(f field, reason string) error {
 		return &DecodeError{Index: -1, Field: jsonNames[f], Reason: reason}
 	}
-	if r := hubReason(c.Hub); r != "" {
+	if r := wpsname.HubReason(c.Hub); r != "" {
 		return bad(fHub, r)
 	}
 	present := [fieldCount]bool{
@@ -145,12 +82,12 @@ func (c *Command) Validate() error {
 		return bad(fData, c.Action.String()+" does not take it")
 	}
 	if present[fGroup] {
-		if r := groupReason(c.Group); r != "" {
+		if r := wpsname.PathGroupReason(c.Group); r != "" {
 			return bad(fGroup, r)
 		}
 	}
 	if present[fTargetName] {
-		if r := groupReason(c.TargetName); r != "" {
+		if r := wpsname.PathGroupReason(c.TargetName); r != "" {
 			return bad(fTargetName, r)
 		}
 	}
@@ -159,18 +96,18 @@ func (c *Command) Validate() error {
 		v string
 	}{{fUserID, c.UserID}, {fConnectionID, c.ConnectionID}} {
 		if present[id.f] {
-			if r := segmentReason(id.v); r != "" {
+			if r := wpsname.SegmentReason(id.v); r != "" {
 				return bad(id.f, r)
 			}
 		}
 	}
 	for i, g := range c.Groups {
-		if r := groupReason(g); r != "" {
+		if r := wpsname.PathGroupReason(g); r != "" {
 			return &DecodeError{Index: -1, Field: fmt.Sprintf("groups[%d]", i), Reason: r}
 		}
 	}
 	for i, u := range c.UserIDs {
-		if r := segmentReason(u); r != "" {
+		if r := wpsname.SegmentReason(u); r != "" {
 			return &DecodeError{Index: -1, Field: fmt.Sprintf("userIds[%d]", i), Reason: r}
 		}
 	}

@@ -1,6 +1,8 @@
 package wps
 
 import (
+	"github.com/wps-bridge/bridge/internal/wpsname"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -174,7 +176,7 @@ func (c *Client) Hub(name string) (*HubClient, error) {
 	if h, ok := c.hubs.Load(name); ok {
 		return h.(*HubClient), nil
 	}
-	if r := hubReason(name); r != "" {
+	if r := wpsname.HubReason(name); r != "" {
 		return nil, &ValidationError{Op: "hub", Field: "hub", Reason: r}
 	}
 	h := &HubClient{c: c, name: name, path: "/api/hubs/" + string(encodeURIComponent(nil, name))}

@@ -1,6 +1,8 @@
 package wps
 
 import (
+	"github.com/wps-bridge/bridge/internal/wpsname"
+
 	"net/url"
 	"regexp"
 	"strings"
@@ -52,13 +54,10 @@ func FuzzValidateName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := validHub(s), hubPattern.MatchString(s); got != want {
-			t.Fatalf("validHub(%q) = %v, regexp says %v", s, got, want)
+		if got, want := wpsname.HubReason(s) == "", hubPattern.MatchString(s); got != want {
+			t.Fatalf("HubReason(%q) accepts = %v, the service pattern says %v", s, got, want)
 		}
-		if (hubReason(s) == "") != validHub(s) {
-			t.Fatalf("hubReason(%q) disagrees with validHub", s)
-		}
-		if pathGroupReason(s) == "" {
+		if wpsname.PathGroupReason(s) == "" {
 			n := utf8.RuneCountInString(s)
 			if n < 1 || n > 1024 || s == "." || s == ".." || strings.ContainsAny(s, "\n\r\u2028\u2029") || strings.TrimSpace(s) == "" {
 				t.Fatalf("group %q accepted against the rules", s)

@@ -1,6 +1,8 @@
 package wps
 
 import (
+	"github.com/wps-bridge/bridge/internal/wpsname"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -361,7 +363,7 @@ func (h *HubClient) groupsOp(ctx context.Context, op, action string, groups []st
 		return &ValidationError{Op: op, Field: "groups", Reason: "must not be empty"}
 	}
 	for _, g := range groups {
-		if r := groupReason(g); r != "" {
+		if r := wpsname.GroupReason(g); r != "" {
 			return &ValidationError{Op: op, Field: "groups", Reason: "each group " + r}
 		}
 	}
@@ -395,7 +397,7 @@ func (h *HubClient) permissionURL(op string, p Permission, connectionID, targetN
 		return nil, err
 	}
 	if targetName != "" {
-		if r := groupReason(targetName); r != "" {
+		if r := wpsname.GroupReason(targetName); r != "" {
 			return nil, &ValidationError{Op: op, Field: "targetName", Reason: r}
 		}
 	}

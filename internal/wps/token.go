@@ -1,6 +1,8 @@
 package wps
 
 import (
+	"github.com/wps-bridge/bridge/internal/wpsname"
+
 	"context"
 	"fmt"
 	"net/http"
@@ -75,7 +77,7 @@ func checkToken(op string, o *TokenOptions) (tokenParams, error) {
 		}
 	}
 	for _, g := range o.Groups {
-		if r := groupReason(g); r != "" {
+		if r := wpsname.GroupReason(g); r != "" {
 			return p, &ValidationError{Op: op, Field: "groups", Reason: "each group " + r}
 		}
 	}
