@@ -61,6 +61,9 @@ func TestFaultInjection(t *testing.T) {
 	if code := put("?hub=other", `{"latency":"soon"}`); code != 400 {
 		t.Fatalf("invalid duration accepted: %d", code)
 	}
+	if code := put("?hub=other", `{"rate_503":0}`); code != 400 {
+		t.Fatalf("misspelt field accepted (it would clear the hub's faults): %d", code)
+	}
 
 	resp, err := v.srv.Client().Get(v.srv.URL + "/admin/faults")
 	if err != nil {

@@ -21,7 +21,6 @@ func BenchmarkRESTSendToGroup(b *testing.B) {
 	v := newEnv(b, Config{QueueLimit: 1 << 15})
 	protos := []string{"", "", subprotocolJSON, subprotocolReliable}
 	var received atomic.Int64
-	done := make(chan struct{})
 	readersDone := make(chan struct{}, len(protos))
 	for i, p := range protos {
 		c := v.dial("bench", p, "reader"+string(rune('a'+i)), nil, []string{"g"})
@@ -45,7 +44,6 @@ func BenchmarkRESTSendToGroup(b *testing.B) {
 		}()
 	}
 	b.Cleanup(func() {
-		close(done)
 		_ = v.e.Close()
 		for range protos {
 			<-readersDone

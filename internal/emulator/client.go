@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -64,10 +65,11 @@ func (e *Emulator) handleClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proto := protoSimple
-	switch ws.Subprotocol() {
-	case subprotocolJSON:
+	// Accept matches subprotocols case-insensitively and echoes the client's spelling.
+	switch sp := ws.Subprotocol(); {
+	case strings.EqualFold(sp, subprotocolJSON):
 		proto = protoJSON
-	case subprotocolReliable:
+	case strings.EqualFold(sp, subprotocolReliable):
 		proto = protoReliable
 	}
 	h := e.hub(hubName, true)
@@ -90,14 +92,15 @@ func (e *Emulator) recover(hubName, connID, token, userID string, s *socket) {
 	if h := e.hub(hubName, false); h != nil {
 		c = h.conn(connID)
 	}
-	if c == nil || c.userID != userID || c.proto != protoReliable {
-		_ = s.ws.Close(closePolicy, "connection cannot be recovered; start a new connection")
-		close(s.ended)
-		return
+	var first [][]byte
+	ok := false
+	if c != nil && c.userID == userID && c.proto == protoReliable {
+		first, ok = c.resume(token, s)
 	}
-	first, ok := c.resume(token, s)
 	if !ok {
-		_ = s.ws.Close(closePolicy, "connection cannot be recovered; start a new connection")
+		if err := s.ws.Close(closePolicy, "connection cannot be recovered; start a new connection"); err != nil {
+			e.log.Debug("close unrecoverable socket", "hub", hubName, "error", err)
+		}
 		close(s.ended)
 		return
 	}

@@ -221,7 +221,6 @@ func TestClientGroupActions(t *testing.T) {
 	expectAck(member, 5, "")
 	member.send(map[string]any{"type": "sendToGroup", "group": "room", "ackId": 6, "dataType": "binary", "data": "%%%"})
 	expectAck(member, 6, "BadRequest")
-	member.send(map[string]any{"type": "sequenceAck", "sequenceId": 1})
 }
 
 func TestCheckPermissionReportsTokenRoles(t *testing.T) {
@@ -508,5 +507,36 @@ func TestTokenClaimsAsStrings(t *testing.T) {
 	c.send(map[string]any{"type": "joinGroup", "group": "other", "ackId": 1})
 	if m := c.readJSON(); m["success"] != true {
 		t.Fatalf("string role claim not honoured: %v", m)
+	}
+}
+
+// TestRESTCloseEndsSuspendedConnection closes, through REST, a reliable connection whose socket dropped: with no
+// writer to deliver the close, the connection must end at once rather than linger for the recovery window.
+func TestRESTCloseEndsSuspendedConnection(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, Config{})
+	c := v.dial("chat", subprotocolReliable, "u", nil, nil)
+	conn := v.e.hub("chat", false).conn(c.id)
+	_ = c.ws.CloseNow()
+	waitFor(t, "the socket drop is noticed", func() bool {
+		conn.sockMu.Lock()
+		defer conn.sockMu.Unlock()
+		return conn.recovering
+	})
+	if r := v.call("DELETE", "/api/hubs/chat/connections/"+c.id+apiV, "", nil); r.status != 204 {
+		t.Fatalf("close: %d %s", r.status, r.body)
+	}
+	waitFor(t, "the suspended connection ends", conn.killed) // the recovery window is 30 s, the wait 10 s
+}
+
+// TestSubprotocolMatchesCaseInsensitively checks that a subprotocol echoed in another spelling is served as
+// that protocol, not as a simple client.
+func TestSubprotocolMatchesCaseInsensitively(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, Config{})
+	u := "ws" + strings.TrimPrefix(v.srv.URL, "http") + "/client/hubs/chat?access_token=" + v.clientToken("chat", "u", nil, nil)
+	c := dialURL(t, u, "JSON.WebPubSub.Azure.v1")
+	if m := c.readJSON(); m["type"] != "system" || m["event"] != "connected" {
+		t.Fatalf("first message = %v, want connected", m)
 	}
 }

@@ -259,11 +259,19 @@ func (c *conn) enqueue(f outFrame) bool {
 
 // closeGracefully removes the connection from the hub at once and queues the close behind pending messages.
 // The close code is 1008, so @azure/web-pubsub-client does not try to recover a connection the server closed.
+// A connection waiting for recovery has no writer to send the close, so it ends at once.
 func (c *conn) closeGracefully(reason string) {
 	c.h.detach(c)
-	if !c.enqueue(outFrame{close: true, code: closePolicy, reason: reason}) {
+	if c.suspended() || !c.enqueue(outFrame{close: true, code: closePolicy, reason: reason}) {
 		c.kill(closePolicy, reason)
 	}
+}
+
+// suspended reports whether the connection has no socket because it waits for its client to recover it.
+func (c *conn) suspended() bool {
+	c.sockMu.Lock()
+	defer c.sockMu.Unlock()
+	return c.recovering
 }
 
 // kill removes the connection from the hub and makes the writer close the socket with code and reason, without
@@ -280,8 +288,8 @@ func (c *conn) kill(code websocket.StatusCode, reason string) {
 		if s := c.sock; s != nil {
 			c.killTimer = time.AfterFunc(closeGrace, func() { _ = s.ws.CloseNow() })
 		}
+		close(c.done) // under sockMu, so suspend sees either a live connection or a killed one
 		c.sockMu.Unlock()
-		close(c.done)
 	})
 }
 
@@ -453,7 +461,9 @@ func (c *conn) writeFrame(s *socket, f outFrame) bool {
 		if c.proto != protoSimple {
 			msg := map[string]string{"type": "system", "event": "disconnected", "message": f.reason}
 			b, _ := json.Marshal(msg) // a map of strings always marshals
-			_ = s.ws.Write(ctx, websocket.MessageText, b)
+			if err := s.ws.Write(ctx, websocket.MessageText, b); err != nil {
+				c.e.log.Debug("client disconnected message", "hub", c.h.name, "connectionId", c.id, "error", err)
+			}
 		}
 		c.kill(f.code, f.reason)
 		c.closeSocket(s, c.closeCode, c.closeReason)

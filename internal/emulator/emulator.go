@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,9 +71,12 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON decodes durations written as Go duration strings such as "250ms" and validates the result.
+// Unknown fields are rejected, so a misspelt field cannot silently clear the faults.
 func (f *Faults) UnmarshalJSON(b []byte) error {
 	var j faultsJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
 		return fmt.Errorf("decode faults: %w", err)
 	}
 	out := Faults{Rate429: j.Rate429, Rate503: j.Rate503}

@@ -148,24 +148,9 @@ func (v *env) dial(hub, subprotocol, userID string, roles, groups []string) *cli
 	v.t.Helper()
 	u := "ws" + strings.TrimPrefix(v.srv.URL, "http") + "/client/hubs/" + hub + "?access_token=" +
 		url.QueryEscape(v.clientToken(hub, userID, roles, groups))
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	var opts websocket.DialOptions
-	if subprotocol != "" {
-		opts.Subprotocols = []string{subprotocol}
-	}
-	ws, resp, err := websocket.Dial(ctx, u, &opts)
-	if err != nil {
-		v.t.Fatalf("dial: %v", err)
-	}
-	if resp.Body != nil {
-		resp.Body.Close()
-	}
-	ws.SetReadLimit(4 << 20)
-	c := &client{t: v.t, ws: ws}
-	v.t.Cleanup(func() { _ = ws.CloseNow() })
-	if ws.Subprotocol() != subprotocol {
-		v.t.Fatalf("negotiated subprotocol %q, want %q", ws.Subprotocol(), subprotocol)
+	c := dialURL(v.t, u, subprotocol)
+	if c.ws.Subprotocol() != subprotocol {
+		v.t.Fatalf("negotiated subprotocol %q, want %q", c.ws.Subprotocol(), subprotocol)
 	}
 	if subprotocol != "" {
 		m := c.readJSON()
@@ -278,6 +263,7 @@ func dialURL(t testing.TB, u, subprotocol string) *client {
 	if resp.Body != nil {
 		resp.Body.Close()
 	}
+	ws.SetReadLimit(4 << 20)
 	t.Cleanup(func() { _ = ws.CloseNow() })
 	return &client{t: t, ws: ws}
 }

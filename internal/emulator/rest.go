@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -171,7 +172,7 @@ func (e *Emulator) api(op opID, fn func(*restCtx)) http.Handler {
 		case !hasVersion && op != opHealth:
 			x.fail(http.StatusBadRequest, "MissingApiVersionParameter", "the api-version query parameter is required")
 			return
-		case hasVersion && (len(v) != 1 || !isSupportedVersion(v[0])):
+		case hasVersion && (len(v) != 1 || !slices.Contains(SupportedAPIVersions, v[0])):
 			x.fail(http.StatusBadRequest, "UnsupportedApiVersion",
 				fmt.Sprintf("api-version %q is not supported; use one of %s", strings.Join(v, ","), supportedVersionsHeader))
 			return
@@ -220,15 +221,6 @@ func (e *Emulator) api(op opID, fn func(*restCtx)) http.Handler {
 		x.hub = e.hub(hubName, true)
 		fn(x)
 	})
-}
-
-func isSupportedVersion(v string) bool {
-	for _, s := range SupportedAPIVersions {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // injectFaults applies the hub's faults; it reports false when it answered the request itself.
@@ -604,8 +596,12 @@ func (x *restCtx) generateToken() {
 			return
 		}
 	}
+	ttl := time.Duration(math.MaxInt64) // about 292 years: minutesToExpire may exceed what a Duration holds
+	if minutes < int64(ttl/time.Minute) {
+		ttl = time.Duration(minutes) * time.Minute
+	}
 	aud := x.origin() + path + x.hub.name
-	tok, err := x.e.auth.signClientToken(aud, x.q.Get("userId"), x.q["role"], x.q["group"], time.Duration(minutes)*time.Minute, time.Now())
+	tok, err := x.e.auth.signClientToken(aud, x.q.Get("userId"), x.q["role"], x.q["group"], ttl, time.Now())
 	if err != nil {
 		x.fail(http.StatusInternalServerError, "InternalServerError", err.Error())
 		return

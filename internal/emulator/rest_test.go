@@ -326,3 +326,25 @@ func TestGenerateTokenConnects(t *testing.T) {
 		t.Fatal("token group not joined")
 	}
 }
+
+// TestGenerateTokenLongestExpiry asks for the largest minutesToExpire the API allows (int32): the token must
+// still expire in the future instead of overflowing into the past.
+func TestGenerateTokenLongestExpiry(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, Config{})
+	r := v.call("POST", "/api/hubs/chat/:generateToken"+apiV+"&minutesToExpire=2147483647", "", nil)
+	if r.status != 200 {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	var tok struct{ Token string }
+	if err := json.Unmarshal(r.body, &tok); err != nil {
+		t.Fatalf("body %s: %v", r.body, err)
+	}
+	claims := &tokenClaims{}
+	if _, err := jwt.ParseWithClaims(tok.Token, claims, func(*jwt.Token) (any, error) { return []byte(v.key), nil }); err != nil {
+		t.Fatalf("parse token: %v", err)
+	}
+	if d := time.Until(claims.ExpiresAt.Time); d < 100*365*24*time.Hour {
+		t.Fatalf("token expires in %v, want a century or more", d)
+	}
+}

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/wps-bridge/bridge/internal/emulator/filter"
@@ -287,15 +288,7 @@ func (h *hub) groupMembers(g string) []*conn {
 		out = append(out, c)
 	}
 	h.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *conn) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *conn) int { return strings.Compare(a.id, b.id) })
 	return out
 }
 
@@ -304,21 +297,15 @@ func (h *hub) groupMembers(g string) []*conn {
 func (h *hub) setGrant(c *conn, p, target string, grant bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	set := c.grants[p]
-	if grant {
-		if set == nil {
-			set = make(map[string]struct{})
-			c.grants[p] = set
-		}
-		set[target] = struct{}{}
-		return
-	}
-	if target == "" {
+	switch {
+	case grant:
+		c.grant(p, target)
+	case target == "":
 		delete(c.grants, p)
-		c.patterns[p] = nil
-		return
+		delete(c.patterns, p)
+	default:
+		delete(c.grants[p], target)
 	}
-	delete(set, target)
 }
 
 // allowed reports whether c holds permission p for group (REST grants and token roles both count).
