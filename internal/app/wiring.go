@@ -199,10 +199,10 @@ func SplitList(in []string) []string {
 	return out
 }
 
-// publisher is a Publisher together with what closes its own connection.
+// publisher is a Publisher together with the connection it owns.
 type publisher struct {
 	source.Publisher
-	closeConn func()
+	nc *nats.Conn
 }
 
 // Destination is where NewPublisher writes: the deadLetter section's shape,
@@ -227,7 +227,7 @@ func NewPublisher(ctx context.Context, d Destination, logger *slog.Logger) (sour
 			return nil, err
 		}
 		if d.Type == config.BrokerNATS {
-			return &publisher{Publisher: natssource.NewPublisher(nc, d.Subject), closeConn: closeDrain(nc)}, nil
+			return &publisher{Publisher: natssource.NewPublisher(nc, d.Subject), nc: nc}, nil
 		}
 		js, err := jetstream.New(nc)
 		if err != nil {
@@ -240,7 +240,7 @@ func NewPublisher(ctx context.Context, d Destination, logger *slog.Logger) (sour
 				return nil, fmt.Errorf("stream %s: %w", d.Stream, err)
 			}
 		}
-		return &publisher{Publisher: jetstreamsource.NewPublisher(js, d.Subject), closeConn: closeDrain(nc)}, nil
+		return &publisher{Publisher: jetstreamsource.NewPublisher(js, d.Subject), nc: nc}, nil
 	case config.BrokerKafka:
 		sasl, err := kafkaSASL(d.SASL)
 		if err != nil {
@@ -253,18 +253,13 @@ func NewPublisher(ctx context.Context, d Destination, logger *slog.Logger) (sour
 	return nil, fmt.Errorf("unknown destination type %q", d.Type)
 }
 
-func closeDrain(nc *nats.Conn) func() {
-	return func() {
-		if err := nc.Drain(); err != nil {
-			nc.Close()
-		}
-	}
-}
-
-// Close closes the publisher and then its connection.
+// Close closes the publisher and then its connection, before it returns.
+// Every Publish was confirmed (flush or PubAck) before it returned, so there
+// is nothing to drain (nats.Conn.Drain would finish in the background, with
+// no owner, after Close).
 func (p *publisher) Close(ctx context.Context) error {
 	err := p.Publisher.Close(ctx)
-	p.closeConn()
+	p.nc.Close()
 	return err
 }
 

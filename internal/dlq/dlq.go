@@ -185,7 +185,7 @@ func Replay(ctx context.Context, r Reader, publisherFor PublisherFor, opts Optio
 func replayOne(ctx context.Context, p *Parked, o Origin, publisherFor PublisherFor, limiter *rate.Limiter) error {
 	if limiter != nil {
 		if err := limiter.Wait(ctx); err != nil {
-			return err
+			return fmt.Errorf("dead letter %s: rate limit: %w", p.ID, err)
 		}
 	}
 	pub, err := publisherFor(ctx, o)

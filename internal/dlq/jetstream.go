@@ -8,11 +8,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wps-bridge/bridge/internal/source"
 	"github.com/wps-bridge/bridge/internal/source/natssource"
 )
+
+// fetchWait bounds one fetch of the next parked message.
+const fetchWait = 2 * time.Second
 
 // JetStreamReader reads a JetStream dead-letter stream with an ordered
 // consumer; removing a message deletes it from the stream by sequence.
@@ -60,12 +64,20 @@ func (r *JetStreamReader) Total() int64 { return r.total }
 // existed at open.
 func (r *JetStreamReader) Next(ctx context.Context) (*Parked, error) {
 	for !r.done {
-		fetchCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fetchCtx, cancel := context.WithTimeout(ctx, fetchWait)
 		msg, err := r.cons.Next(jetstream.FetchContext(fetchCtx))
 		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			r.done = true // nothing more within 2s: the rest was deleted meanwhile
-			break
+		if (errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)) && ctx.Err() == nil {
+			// Nothing came: lastSeq is gone (replayed, deleted) or holds
+			// another subject. Done unless the server still has some for us.
+			info, ierr := r.cons.Info(ctx)
+			if ierr != nil {
+				return nil, fmt.Errorf("consumer info: %w", ierr)
+			}
+			if info.NumPending == 0 {
+				r.done = true
+			}
+			continue
 		}
 		if err != nil {
 			return nil, err

@@ -176,6 +176,21 @@ func TestConsumerDeletedIsRecreated(t *testing.T) {
 	if _, err := e.js.Consumer(ctx, cfg.Stream, cfg.Durable); err != nil {
 		t.Fatalf("durable consumer not recreated: %v", err)
 	}
+
+	// A replica (or this one, restarted) connecting afterwards shares the
+	// recreated consumer, whose deliver policy the server will not update.
+	if err := src.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again := e.open(t, cfg)
+	e.publish(t, subject, "7")
+	msg, ack := read(t, again, 15*time.Second)
+	if string(msg.Body) != "7" {
+		t.Fatalf("after reconnecting read %q, want 7 (1..6 were acked)", msg.Body)
+	}
+	if err := ack(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestTouchExtendsAckWait holds a message three times its AckWait: with
@@ -195,7 +210,7 @@ func TestTouchExtendsAckWait(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			cfg := e.config(t)
-			cfg.AckWait = 500 * time.Millisecond
+			cfg.AckWait = time.Second // touches every 333ms: slack for a loaded machine
 			src := e.open(t, cfg)
 			subject := cfg.Stream + ".cmd"
 			e.publish(t, subject, "slow")

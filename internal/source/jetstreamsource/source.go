@@ -240,6 +240,18 @@ func (s *Source) lookupConsumer(ctx context.Context, js jetstream.JetStream, res
 	}
 	cc := s.cfg.consumerConfig()
 	if resumeSeq == 0 {
+		// A consumer recreated at a start sequence (by this or another
+		// replica) keeps that deliver policy: the server refuses to update
+		// it, so carry it over instead of asking for DeliverAll.
+		if existing, err := js.Consumer(ctx, s.cfg.Stream, s.cfg.Durable); err == nil {
+			if info := existing.CachedInfo(); info != nil {
+				cc.DeliverPolicy = info.Config.DeliverPolicy
+				cc.OptStartSeq = info.Config.OptStartSeq
+				cc.OptStartTime = info.Config.OptStartTime
+			}
+		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("consumer %s/%s: %w", s.cfg.Stream, s.cfg.Durable, err)
+		}
 		cons, err := js.CreateOrUpdateConsumer(ctx, s.cfg.Stream, cc)
 		if err != nil {
 			return nil, fmt.Errorf("create consumer %s/%s: %w", s.cfg.Stream, s.cfg.Durable, err)

@@ -14,11 +14,14 @@
 // records from the oldest; the committer commits watermarks that moved every
 // CommitInterval, when the generation ends (a rebalance: kafka-go waits for
 // the generation's goroutines before rejoining, so this commit is still
-// accepted), and on Close. An ack with an error (nak) does nothing: Kafka
-// cannot redeliver one record, so the nacked record holds back its
-// partition's watermark and is redelivered after a restart or rebalance,
-// together with the acked records after it (duplicates, never loss). A window
-// holds at most MaxUnacked records, after which the partition pauses.
+// accepted), and on Close. A nacked record holds back its partition's
+// watermark. Kafka cannot redeliver one record, so the adapter does: Read
+// hands a record naked with a retriable error out again after NakDelay, for
+// as long as its generation lasts. A record naked with source.ErrShutdown,
+// or unfinished when its generation ends, is read again by the partition's
+// next owner from the committed offset, together with the acked records after
+// it (duplicates, never loss). A window holds at most MaxUnacked records,
+// after which the partition pauses.
 //
 // On a rebalance, records of the ended generation still waiting for Read are
 // dropped and acks of its records still in flight no longer commit: the

@@ -192,6 +192,52 @@ func TestContiguousCommit(t *testing.T) {
 	}
 }
 
+// TestNakRedeliversWithoutRestart: a record naked with a retriable error
+// (the router could not park it) is read again after NakDelay, after the
+// records behind it, and its ack then lets the commit pass it; a record
+// naked with source.ErrShutdown is not handed out again by this member.
+func TestNakRedeliversWithoutRestart(t *testing.T) {
+	t.Parallel()
+	brokers := cluster(t, 1)
+	p := publisher(t, kafkasource.WriterConfig{Brokers: brokers, Topic: topic})
+	for _, body := range []string{"failed", "next", "abandoned"} {
+		publish(t, p, &source.Message{Body: []byte(body)})
+	}
+	src := open(t, kafkasource.Config{Brokers: brokers, Topics: []string{topic}, Group: "g", CommitInterval: 50 * time.Millisecond})
+	failed, failedAck := read(t, src)
+	start := time.Now()
+	if err := failedAck(context.Background(), errors.New("dead letter down")); err != nil {
+		t.Fatal(err)
+	}
+	next, nextAck := read(t, src)
+	if string(failed.Body) != "failed" || string(next.Body) != "next" {
+		t.Fatalf("read %q then %q, want failed then next", failed.Body, next.Body)
+	}
+	if err := nextAck(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, abandonedAck := read(t, src)
+	if err := abandonedAck(context.Background(), source.ErrShutdown); err != nil {
+		t.Fatal(err)
+	}
+	again, againAck := read(t, src)
+	if string(again.Body) != "failed" || again.Offset != failed.Offset {
+		t.Fatalf("redelivered %q at offset %d, want failed at %d", again.Body, again.Offset, failed.Offset)
+	}
+	if waited := time.Since(start); waited < kafkasource.NakDelay {
+		t.Fatalf("naked record handed out again after %v, before NakDelay", waited)
+	}
+	if err := againAck(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitCommitted(t, brokers, "g", 0, 2) // up to the shutdown-naked record
+	ctx, cancel := context.WithTimeout(context.Background(), 2*kafkasource.NakDelay)
+	defer cancel()
+	if msg, _, err := src.Read(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("after a shutdown nak Read = %v, %v; want nothing until the deadline", msg, err)
+	}
+}
+
 // TestRebalanceCommitsEndedGeneration: a member acks everything it read, a
 // second member joins, and the first generation's final commit means the
 // newcomer starts after the acked records even though the periodic commit

@@ -27,6 +27,9 @@ const (
 	DefaultMaxUnacked     = 10000
 	DefaultMaxWait        = 500 * time.Millisecond
 	DefaultSessionTimeout = 10 * time.Second
+	// NakDelay is how long a record naked with an error other than
+	// source.ErrShutdown waits before Read hands it out again.
+	NakDelay = time.Second
 )
 
 // Config configures a Kafka [Source].
@@ -61,8 +64,7 @@ type Config struct {
 	QueueCapacity int
 	// MaxUnacked bounds, per partition, the records Read and not yet passed
 	// by the commit watermark (default 10000). At the bound the partition's
-	// fetching pauses until the oldest record is acked; a nacked record thus
-	// stalls its partition until the next rebalance or restart.
+	// fetching pauses until the oldest record is acked.
 	MaxUnacked int
 }
 
@@ -154,6 +156,12 @@ type Source struct {
 	done      chan struct{} // closed at the start of Close
 	closeOnce sync.Once
 
+	// naked holds records naked with a retriable error, in nak order, until
+	// their NakDelay passed; nakSignal wakes a Read blocked without them.
+	nakMu     sync.Mutex
+	naked     []nakedRecord
+	nakSignal chan struct{}
+
 	current atomic.Pointer[generation] // the latest generation, for Lag
 }
 
@@ -162,6 +170,12 @@ type record struct {
 	msg kafka.Message
 	gen *generation
 	win *window
+}
+
+// nakedRecord is a record waiting to be handed out again.
+type nakedRecord struct {
+	rec record
+	due time.Time
 }
 
 // generation is this member's view of one consumer-group generation.
@@ -198,6 +212,7 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 		dialer:      dialer,
 		records:     make(chan record, cfg.QueueCapacity),
 		done:        make(chan struct{}),
+		nakSignal:   make(chan struct{}, 1),
 	}, nil
 }
 
@@ -226,7 +241,7 @@ func (s *Source) Connect(ctx context.Context) error {
 		SessionTimeout:    s.cfg.SessionTimeout,
 		HeartbeatInterval: s.cfg.SessionTimeout / 10,
 		Logger:            kafka.LoggerFunc(s.kafkaLog(slog.LevelDebug)),
-		ErrorLogger: kafka.LoggerFunc(s.kafkaLog(slog.LevelWarn)),
+		ErrorLogger:       kafka.LoggerFunc(s.kafkaLog(slog.LevelWarn)),
 	})
 	if err != nil {
 		return fmt.Errorf("kafkasource %q: consumer group: %w", s.cfg.Name, err)
@@ -441,15 +456,19 @@ func (s *Source) Lag(context.Context) (int64, error) {
 	return n, nil
 }
 
-// Read returns the next record. It blocks until one is fetched, ctx is done
-// (ctx.Err()) or the source is closed (source.ErrEndOfInput). Records of a
-// generation that ended while they waited are skipped: the partition's next
-// owner reads them again from the committed offset.
+// Read returns the next record. It blocks until one is fetched or a naked
+// one is due again, ctx is done (ctx.Err()) or the source is closed
+// (source.ErrEndOfInput). Records of a generation that ended while they
+// waited are skipped: the partition's next owner reads them again from the
+// committed offset.
 //
 // The AckFunc with a nil error lets the record's offset be committed once
-// every earlier record of its partition is acked too; with an error it does
-// nothing, so the watermark stays below the record and a restart or
-// rebalance redelivers it (Kafka cannot redeliver one record).
+// every earlier record of its partition is acked too. With an error the
+// watermark stays below the record: with source.ErrShutdown nothing else
+// happens (the next owner reads it again from the committed offset); with
+// any other error Read hands the record out again after NakDelay, as long
+// as its generation lasts (Kafka cannot redeliver one record, so the
+// adapter does).
 func (s *Source) Read(ctx context.Context) (*source.Message, source.AckFunc, error) {
 	if err := s.Connect(ctx); err != nil {
 		if errors.Is(err, source.ErrEndOfInput) || ctx.Err() != nil {
@@ -463,36 +482,95 @@ func (s *Source) Read(ctx context.Context) (*source.Message, source.AckFunc, err
 			return nil, nil, source.ErrEndOfInput
 		default:
 		}
-		select {
-		case rec := <-s.records:
+		rec, ok, wait := s.dueNaked(time.Now())
+		if ok {
 			if rec.gen.ended.Load() {
 				continue
 			}
 			return s.deliver(rec)
-		case <-s.done:
-			return nil, nil, source.ErrEndOfInput
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
 		}
+		rec, err := s.next(ctx, wait)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rec.gen == nil || rec.gen.ended.Load() {
+			continue // woken for a naked record, or a stale one
+		}
+		return s.deliver(rec)
+	}
+}
+
+// next waits for a fetched record, for wait to pass (when positive) or for a
+// new naked record; the last two return the zero record.
+func (s *Source) next(ctx context.Context, wait time.Duration) (record, error) {
+	var due <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		due = t.C
+	}
+	select {
+	case rec := <-s.records:
+		return rec, nil
+	case <-due:
+	case <-s.nakSignal:
+	case <-s.done:
+		return record{}, source.ErrEndOfInput
+	case <-ctx.Done():
+		return record{}, ctx.Err()
+	}
+	return record{}, nil
+}
+
+// dueNaked pops the oldest naked record if its delay passed; otherwise it
+// returns how long until it is due (0 when none waits).
+func (s *Source) dueNaked(now time.Time) (record, bool, time.Duration) {
+	s.nakMu.Lock()
+	defer s.nakMu.Unlock()
+	if len(s.naked) == 0 {
+		return record{}, false, 0
+	}
+	first := s.naked[0]
+	if wait := first.due.Sub(now); wait > 0 {
+		return record{}, false, wait
+	}
+	s.naked[0] = nakedRecord{}
+	s.naked = s.naked[1:]
+	return first.rec, true, 0
+}
+
+// nak queues rec to be handed out again after NakDelay.
+func (s *Source) nak(rec record) {
+	s.nakMu.Lock()
+	s.naked = append(s.naked, nakedRecord{rec: rec, due: time.Now().Add(NakDelay)})
+	s.nakMu.Unlock()
+	select {
+	case s.nakSignal <- struct{}{}:
+	default:
 	}
 }
 
 type delivery struct {
-	msg    source.Message
-	win    *window
-	offset int64
+	msg source.Message
+	s   *Source
+	rec record
 }
 
 func (d *delivery) ack(_ context.Context, err error) error {
-	if err == nil {
-		d.win.ack(d.offset)
+	switch {
+	case err == nil:
+		d.rec.win.ack(d.rec.msg.Offset)
+	case errors.Is(err, source.ErrShutdown), d.rec.gen.ended.Load():
+		// Left uncommitted: the partition's next owner reads it again.
+	default:
+		d.s.nak(d.rec)
 	}
 	return nil
 }
 
 func (s *Source) deliver(rec record) (*source.Message, source.AckFunc, error) {
 	m := rec.msg
-	d := &delivery{win: rec.win, offset: m.Offset}
+	d := &delivery{s: s, rec: rec}
 	d.msg = source.Message{
 		Source:    s.cfg.Name,
 		Body:      m.Value,

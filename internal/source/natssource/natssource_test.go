@@ -99,22 +99,46 @@ func TestQueueGroupSharesMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Each message goes to exactly one member: together they read n, and
-	// then neither has more.
+	// Each message goes to exactly one member: together they read n (each
+	// reads until the total is reached), and then neither has more.
+	var mu sync.Mutex
 	total := 0
+	var wg sync.WaitGroup
 	for _, src := range srcs {
-		for {
-			rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
-			_, _, err := src.Read(rctx)
-			rcancel()
-			if err != nil {
-				break
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				reached := total >= n
+				mu.Unlock()
+				if reached {
+					return
+				}
+				rctx, rcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				_, _, err := src.Read(rctx)
+				rcancel()
+				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+					continue // the other member may be the one receiving
+				}
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				total++
+				mu.Unlock()
 			}
-			total++
-		}
+		})
 	}
+	wg.Wait()
 	if total != n {
 		t.Fatalf("queue group members read %d messages together, want %d", total, n)
+	}
+	for i, src := range srcs {
+		rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		msg, _, err := src.Read(rctx)
+		rcancel()
+		if err == nil {
+			t.Fatalf("member %d read %q after all %d were delivered: a message went to both", i, msg.Body, n)
+		}
 	}
 }
 
@@ -254,7 +278,13 @@ func TestDialAuth(t *testing.T) {
 			cfg.URL = srv.ClientURL()
 			logs := &logBuffer{}
 			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			// A failing Dial may only end at the deadline (a TLS error is
+			// retried); a succeeding one gets room for a loaded machine.
+			timeout := 10 * time.Second
+			if tc.wantErr {
+				timeout = 3 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			nc, err := natssource.Dial(ctx, cfg, logger)
 			if tc.wantErr {
