@@ -43,9 +43,14 @@ unless --store-dir is given.`,
 				Config: data, NATSAddr: f.natsListen, EmulatorAddr: f.emulatorListen,
 				HTTPAddr: f.httpListen, StoreDir: f.storeDir, Logger: a.logger,
 			}
+			// The printed commands read the same file (bridge.yaml by default).
+			configArg := ""
+			if cmd.Flags().Changed("config") {
+				configArg = " -c " + f.config
+			}
 			var printErr error
 			err = bridgeapp.RunDev(cmd.Context(), opts, func(info bridgeapp.DevInfo) {
-				printErr = printDevBanner(a, info)
+				printErr = printDevBanner(a, info, configArg)
 			})
 			return errors.Join(err, printErr)
 		},
@@ -59,7 +64,9 @@ unless --store-dir is given.`,
 	return cmd
 }
 
-func printDevBanner(a *app, info bridgeapp.DevInfo) error {
+// printDevBanner prints where dev listens and commands to try; configArg
+// (" -c path" or "") is passed on to the bridge commands it shows.
+func printDevBanner(a *app, info bridgeapp.DevInfo, configArg string) error {
 	envelope := `{"actionName":"sendToGroup","group":"demo","dataType":"text","data":"hello from NATS"}`
 	_, err := fmt.Fprintf(a.stdout, `wps-bridge dev is running — Ctrl-C stops everything.
 
@@ -70,7 +77,7 @@ func printDevBanner(a *app, info bridgeapp.DevInfo) error {
   metrics and health:   %[4]s/metrics  %[4]s/healthz  %[4]s/readyz
 
 Publish a command (in another terminal):
-  go run ./cmd/bridge publish --url %[1]s --subject wps.demo '%[6]s'
+  go run ./cmd/bridge publish%[8]s --url %[1]s --subject wps.demo '%[6]s'
   nats --server %[1]s pub wps.demo '%[6]s'
   nats --server %[1]s pub chat.demo.msg 'plain text to group demo'
 
@@ -80,7 +87,7 @@ in group "demo" (subprotocol json.webpubsub.azure.v1, or none for raw frames):
   e.g.  npx wscat -s json.webpubsub.azure.v1 -c '%[7]s'
 
 Dead letters go to JetStream stream WPS_DLQ (subject dlq.wps); replay them with
-  NATS_URL=%[1]s go run ./cmd/bridge dlq replay --dry-run
-`, info.NATSURL, info.EmulatorURL, info.ConnectionString, info.OpsURL, info.Hub, envelope, bridgeapp.WebSocketURL(info.ClientURL))
+  NATS_URL=%[1]s go run ./cmd/bridge dlq replay%[8]s --dry-run
+`, info.NATSURL, info.EmulatorURL, info.ConnectionString, info.OpsURL, info.Hub, envelope, bridgeapp.WebSocketURL(info.ClientURL), configArg)
 	return err
 }

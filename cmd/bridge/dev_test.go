@@ -92,3 +92,29 @@ func TestPublishReachesClientAndInspectorInDev(t *testing.T) {
 	}
 	t.Fatalf("the inspector feed ended without the delivery: %v", sc.Err())
 }
+
+// The commands the banner prints read the file dev was started with.
+func TestDevBannerPassesTheConfigOn(t *testing.T) {
+	t.Parallel()
+	info := bridgeapp.DevInfo{NATSURL: "nats://127.0.0.1:4222", EmulatorURL: "http://127.0.0.1:8080", ClientURL: "http://127.0.0.1:8080/client"}
+	tests := []struct{ configArg, publish, replay string }{
+		{"", "go run ./cmd/bridge publish --url nats://127.0.0.1:4222 --subject wps.demo",
+			"NATS_URL=nats://127.0.0.1:4222 go run ./cmd/bridge dlq replay --dry-run"},
+		{" -c my.yaml", "go run ./cmd/bridge publish -c my.yaml --url nats://127.0.0.1:4222 --subject wps.demo",
+			"NATS_URL=nats://127.0.0.1:4222 go run ./cmd/bridge dlq replay -c my.yaml --dry-run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.configArg, func(t *testing.T) {
+			t.Parallel()
+			var out strings.Builder
+			if err := printDevBanner(&app{stdout: &out}, info, tt.configArg); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{tt.publish, tt.replay, "ws://127.0.0.1:8080/client"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("banner lacks %q:\n%s", want, out.String())
+				}
+			}
+		})
+	}
+}

@@ -74,20 +74,20 @@ what would move and changes nothing.`,
 				}
 			}()
 			publisherFor := func(ctx context.Context, o dlq.Origin) (source.Publisher, error) {
-				if p, ok := pubs[o.Source]; ok {
+				src, err := originSource(cfg, o)
+				if err != nil {
+					return nil, err
+				}
+				if p, ok := pubs[src.Name]; ok {
 					return p, nil
 				}
-				src, err := pickSource(cfg, o.Source)
-				if err != nil {
-					return nil, fmt.Errorf("origin source: %w", err)
-				}
-				p, err := bridgeapp.NewPublisher(ctx, bridgeapp.Destination{
+				p, err := connectPublisher(ctx, bridgeapp.Destination{
 					Type: src.Type, URL: src.URL, Brokers: src.Brokers, Auth: src.Auth, SASL: src.SASL, TLS: src.TLS,
-				}, a.logger)
+				}, a)
 				if err != nil {
 					return nil, fmt.Errorf("connect to source %q: %w", src.Name, err)
 				}
-				pubs[o.Source] = p
+				pubs[src.Name] = p
 				return p, nil
 			}
 			bar := progressbar.NewOptions64(reader.Total(),
@@ -105,11 +105,11 @@ what would move and changes nothing.`,
 				},
 			})
 			_ = bar.Finish()
-			verb := "replayed"
+			verb, moved := "replayed", res.Replayed
 			if f.dryRun {
-				verb = "would replay"
+				verb, moved = "would replay", res.Matched
 			}
-			if _, perr := fmt.Fprintf(a.stdout, "\nread %d, matched %d, %s %d\n", res.Read, res.Matched, verb, max(res.Replayed, matchedIfDry(f.dryRun, res))); perr != nil {
+			if _, perr := fmt.Fprintf(a.stdout, "\nread %d, matched %d, %s %d\n", res.Read, res.Matched, verb, moved); perr != nil {
 				return errors.Join(err, perr)
 			}
 			return err
@@ -127,11 +127,24 @@ what would move and changes nothing.`,
 	return cmd
 }
 
-func matchedIfDry(dry bool, r dlq.Result) int {
-	if dry {
-		return r.Matched
+// originSource is the configured source a dead letter goes back to: the one
+// its wps-bridge-source header names, on the broker its origin fits (a
+// subject for nats and jetstream, a topic for kafka). Never a guess: the
+// message would land on the wrong broker.
+func originSource(cfg *config.Config, o dlq.Origin) (config.Source, error) {
+	if o.Source == "" {
+		return config.Source{}, fmt.Errorf("no %s header: cannot tell where it came from", dlq.HeaderSource)
 	}
-	return 0
+	for _, src := range cfg.Sources {
+		if src.Name != o.Source {
+			continue
+		}
+		if (o.Topic != "") != (src.Type == config.BrokerKafka) {
+			return config.Source{}, fmt.Errorf("origin %q does not fit source %q of type %s", or(o.Topic, o.Subject), src.Name, src.Type)
+		}
+		return src, nil
+	}
+	return config.Source{}, fmt.Errorf("origin source %q is not in the configuration", o.Source)
 }
 
 func listParked(a *app, p *dlq.Parked, o dlq.Origin) {
@@ -152,8 +165,11 @@ func or(s, def string) string {
 	return s
 }
 
-// openDeadLetter opens a reader over cfg.DeadLetter.
+// openDeadLetter opens a reader over cfg.DeadLetter, waiting at most
+// connectTimeout for the broker.
 func openDeadLetter(ctx context.Context, cfg *config.Config, f replayFlags, a *app) (dlq.Reader, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	d := cfg.DeadLetter
 	switch d.Type {
 	case config.BrokerJetStream:

@@ -5,10 +5,12 @@
 // bridge.yaml through internal/config, build the components and run them until
 // SIGINT or SIGTERM. It holds no business logic.
 //
-// One file per command: root.go (global flags, logging), version.go,
-// validate.go, token.go, emulator.go; run, dev, publish and dlq replay add
-// theirs and register in newRootCmd. Helpers shared by commands: app (output
-// writers and the logger), addConfigFlag.
+// One file per command, each registered in newRootCmd: root.go (global
+// flags, logging), run.go, dev.go, validate.go, token.go, emulator.go,
+// publish.go, dlq.go (dlq replay), version.go. Helpers shared by commands:
+// app (output writers and the logger), addConfigFlag, pickSource and
+// connectPublisher (a broker connection bounded by connectTimeout, so that
+// the one-shot commands publish and dlq replay fail rather than hang).
 //
 // Errors: commands return them and never print them; run prints the one
 // error once on stderr and exits 1. Commands run on the goroutine that calls

@@ -357,13 +357,10 @@ func TestEmulatorCommandErrors(t *testing.T) {
 
 func TestHelpEverywhere(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"", "validate", "token", "emulator", "version"} {
+	for _, cmd := range []string{"", "run", "dev", "validate", "token", "emulator", "publish", "dlq replay", "version"} {
 		t.Run(cmd, func(t *testing.T) {
 			t.Parallel()
-			args := []string{"--help"}
-			if cmd != "" {
-				args = []string{cmd, "--help"}
-			}
+			args := append(strings.Fields(cmd), "--help")
 			code, stdout, _ := runCLI(t, args...)
 			if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "Usage:") {
 				t.Errorf("%v: exit %d, output lacks usage or examples:\n%s", args, code, stdout)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +42,9 @@ rather than on the dead letter.`,
   bridge publish --source kcmds --key room42 '{"op":"sendToUser","userId":"alice","data":{"n":1}}'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.count < 1 {
+				return fmt.Errorf("--count must be at least 1, got %d", f.count)
+			}
 			body, err := publishBody(cmd.InOrStdin(), args, f.file)
 			if err != nil {
 				return err
@@ -69,7 +74,7 @@ rather than on the dead letter.`,
 					return err
 				}
 			}
-			p, err := bridgeapp.NewPublisher(cmd.Context(), dest, a.logger)
+			p, err := connectPublisher(cmd.Context(), dest, a)
 			if err != nil {
 				return fmt.Errorf("connect to source %q: %w", src.Name, err)
 			}
@@ -150,10 +155,25 @@ func pickSource(cfg *config.Config, name string) (config.Source, error) {
 	return config.Source{}, fmt.Errorf("--source %q: no such source (have %s)", name, strings.Join(names, ", "))
 }
 
+// connectTimeout bounds connecting to a broker in the one-shot commands
+// (publish, dlq replay): the NATS client otherwise retries until Ctrl-C.
+var connectTimeout = 15 * time.Second
+
+// connectPublisher is bridgeapp.NewPublisher with connectTimeout; the
+// publisher keeps no context from it.
+func connectPublisher(ctx context.Context, d bridgeapp.Destination, a *app) (source.Publisher, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	return bridgeapp.NewPublisher(ctx, d, a.logger)
+}
+
 // destination describes where to publish for src, with the flags' overrides.
 func (f *publishFlags) destination(src config.Source) (bridgeapp.Destination, error) {
 	d := bridgeapp.Destination{Type: src.Type, URL: src.URL, Brokers: src.Brokers, Auth: src.Auth, SASL: src.SASL, TLS: src.TLS}
 	if src.Type == config.BrokerKafka {
+		if f.subject != "" {
+			return d, fmt.Errorf("--subject is for NATS: source %q is kafka (use --topic)", src.Name)
+		}
 		if f.url != "" {
 			d.Brokers = []string{f.url}
 		}
@@ -162,6 +182,9 @@ func (f *publishFlags) destination(src config.Source) (bridgeapp.Destination, er
 			d.Topic = src.Topics[0]
 		}
 		return d, nil
+	}
+	if f.topic != "" || f.key != "" {
+		return d, fmt.Errorf("--topic and --key are for Kafka: source %q is %s (use --subject)", src.Name, src.Type)
 	}
 	if f.url != "" {
 		d.URL = f.url

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,6 +183,55 @@ func TestDLQReplay(t *testing.T) {
 	}
 }
 
+// A dead letter whose origin names no configured source, or a source of the
+// other broker family, stays parked: it is never sent to a guessed broker.
+// Regression: a missing wps-bridge-source header used to pick the first source.
+func TestDLQReplayRefusesAnOriginItCannotPlace(t *testing.T) {
+	ns := sourcetest.NATSServer(t, nil)
+	cfg, js := jetStreamConfig(t, ns.ClientURL())
+	tests := []struct {
+		name    string
+		headers map[string]string
+		want    string
+	}{
+		{"no source header", map[string]string{"wps-bridge-origin": "subject=wps.back"}, "no wps-bridge-source header"},
+		{"unknown source", map[string]string{"wps-bridge-source": "gone", "wps-bridge-origin": "subject=wps.back"},
+			`origin source "gone" is not in the configuration`},
+		{"kafka origin on a NATS source", map[string]string{"wps-bridge-source": "cmds", "wps-bridge-origin": "topic=t partition=0 offset=1"},
+			`origin "t" does not fit source "cmds" of type jetstream`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := nats.NewMsg("dlq.wps")
+			m.Data = []byte(`{"n":1}`)
+			for k, v := range tt.headers {
+				m.Header.Set(k, v)
+			}
+			if _, err := js.PublishMsg(t.Context(), m); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := runCLI(t, "dlq", "replay", "-c", cfg, "--rate", "0")
+			if code != 1 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tt.want)
+			}
+			if n := len(streamMsgs(t, js, "WPS")); n != 0 {
+				t.Errorf("%d message(s) published to WPS, want none", n)
+			}
+			left := streamMsgs(t, js, "WPS_DLQ")
+			if len(left) != 1 {
+				t.Fatalf("dead letter holds %d messages, want the one parked", len(left))
+			}
+			dl, err := js.Stream(t.Context(), "WPS_DLQ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dl.DeleteMsg(t.Context(), left[0].Sequence); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestDLQReplayNeedsAStoredDeadLetter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bridge.yaml")
 	cfg := `webpubsub:
@@ -199,4 +249,86 @@ deadLetter: {type: nats, subject: dlq.wps}
 	if code != 1 || !strings.Contains(stderr, "core NATS keeps no messages") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
+}
+
+func TestPublishRefusesFlagsItWouldIgnore(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on these addresses: each case must fail before connecting.
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	writeConfig(t, path, `webpubsub:
+  connectionString: ${TEST_UNSET_CS:-Endpoint=http://127.0.0.1:1;AccessKey=test-key;Version=1.0;}
+  hub: chat
+  allowInsecureHTTP: true
+sources:
+  - {name: js, type: jetstream, url: "nats://127.0.0.1:1", stream: WPS, subjects: ["wps.x"], durable: d}
+  - {name: k, type: kafka, brokers: ["127.0.0.1:1"], topics: [t], group: g}
+`)
+	good := `{"actionName":"sendToAll","data":1}`
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"count 0", []string{"--count", "0", good}, "--count must be at least 1, got 0"},
+		{"negative count", []string{"--count=-2", good}, "--count must be at least 1, got -2"},
+		{"topic on a NATS source", []string{"--topic", "t", good}, `--topic and --key are for Kafka: source "js" is jetstream`},
+		{"key on a NATS source", []string{"--key", "k1", good}, `--topic and --key are for Kafka: source "js" is jetstream`},
+		{"subject on a Kafka source", []string{"--source", "k", "--subject", "wps.x", good}, `--subject is for NATS: source "k" is kafka`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := runCLI(t, append([]string{"publish", "-c", path}, tt.args...)...)
+			if code != 1 || stdout != "" || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, and %q", code, stdout, stderr, tt.want)
+			}
+		})
+	}
+}
+
+// An unreachable NATS server is an error after connectTimeout, not a hang
+// until Ctrl-C (regression).
+func TestPublishGivesUpOnAnUnreachableBroker(t *testing.T) {
+	// Not parallel: sets connectTimeout.
+	old := connectTimeout
+	connectTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { connectTimeout = old })
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	writeConfig(t, path, fmt.Sprintf(`webpubsub:
+  connectionString: ${TEST_UNSET_CS:-Endpoint=http://127.0.0.1:1;AccessKey=test-key;Version=1.0;}
+  hub: chat
+  allowInsecureHTTP: true
+sources:
+  - {name: n, type: nats, url: "nats://%s", subjects: ["wps.x"]}
+`, closedAddr(t)))
+	start := time.Now()
+	code, _, stderr := runCLI(t, "publish", "-c", path, `{"actionName":"sendToAll","data":1}`)
+	if code != 1 || !strings.Contains(stderr, `connect to source "n"`) || !strings.Contains(stderr, "deadline exceeded") {
+		t.Errorf("exit %d, stderr %q; want 1 and a connect timeout", code, stderr)
+	}
+	// runCLI cancels after 30s: well before that means connectTimeout applied.
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("publish took %v to give up", d)
+	}
+}
+
+func writeConfig(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closedAddr returns a loopback address that nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }

@@ -33,15 +33,16 @@ served on http.listen.`,
 				return err
 			}
 			logger.Debug("configuration", "config", cfg.String())
+			// Listen first: New connects the dead letter, which only Run
+			// closes again.
+			ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+			if err != nil {
+				return fmt.Errorf("http.listen: %w", err)
+			}
 			b, err := bridgeapp.New(cmd.Context(), cfg, logger)
 			if err != nil {
+				_ = ln.Close() // the error of New is the one to report
 				return err
-			}
-			var ln net.Listener
-			if cfg.HTTP.Listen != "" {
-				if ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
-					return fmt.Errorf("http.listen: %w", err)
-				}
 			}
 			return b.Run(cmd.Context(), ln)
 		},

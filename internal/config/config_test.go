@@ -432,6 +432,15 @@ func TestParseValidationRules(t *testing.T) {
 			`webpubsub.reverseProxy: must be an http(s) URL, got "apim"`},
 		{"negative timeout", wpsOK + "  timeout: -1s\n" + jsSource, "webpubsub.timeout: must be positive"},
 		{"negative maxInFlight", wpsOK + "  maxInFlight: -1\n" + jsSource, "webpubsub.maxInFlight: must be at least 1"},
+		// The client refuses these at start: validate must too (regression).
+		{"endpoint with a query", "webpubsub: {aad: true, endpoint: \"https://x?api-version=1\"}\n" + jsSource,
+			"webpubsub.endpoint: must not have user info, a query or a fragment"},
+		{"endpoint with user info", "webpubsub: {aad: true, endpoint: \"https://u:literal-secret@x\"}\n" + jsSource,
+			"webpubsub.endpoint: must not have user info, a query or a fragment"},
+		{"reverse proxy with a fragment", wpsOK + "  reverseProxy: \"https://apim#x\"\n" + jsSource,
+			"webpubsub.reverseProxy: must not have user info, a query or a fragment"},
+		{"http reverse proxy", wpsOK + "  reverseProxy: \"http://apim.internal\"\n" + jsSource,
+			"webpubsub.reverseProxy: reverseProxy is plain http: set webpubsub.allowInsecureHTTP: true to allow it (emulator, tests)"},
 		// sources
 		{"no sources", wpsOK, "sources: at least one source is required"},
 		{"unnamed source", wpsOK + "sources:\n  - {type: nats, url: \"nats://h:4222\", subjects: [a]}\n", "sources[0].name: required"},
@@ -472,6 +481,8 @@ func TestParseValidationRules(t *testing.T) {
 		{"kafka without brokers", wpsOK + "sources:\n  - {name: k, type: kafka, topics: [t], group: g}\n", "sources[0].brokers: required"},
 		{"kafka bad broker", wpsOK + "sources:\n  - {name: k, type: kafka, brokers: [localhost], topics: [t], group: g}\n",
 			`sources[0].brokers[0]: must be host:port, got "localhost"`},
+		{"kafka bad broker hides user info", wpsOK + "sources:\n  - {name: k, type: kafka, brokers: [\"u:literal-secret@h:9092\"], topics: [t], group: g}\n",
+			`sources[0].brokers[0]: must be host:port, got "…@h:9092"`},
 		{"kafka without topics", wpsOK + "sources:\n  - {name: k, type: kafka, brokers: [\"h:9092\"], group: g}\n", "sources[0].topics: required"},
 		{"kafka bad topic", wpsOK + "sources:\n  - {name: k, type: kafka, brokers: [\"h:9092\"], topics: [\"a/b\"], group: g}\n",
 			`sources[0].topics[0]: invalid Kafka topic name "a/b"`},
@@ -520,6 +531,11 @@ func TestParseValidationRules(t *testing.T) {
 			"routes[0].coalesce: only send actions can be coalesced, not closeConnection"},
 		{"coalesce text", wpsOK + jsSource + "routes:\n  - {match: a, action: sendToAll, dataType: text, coalesce: {}}\n",
 			"routes[0].coalesce: only JSON sends can be coalesced (dataType is text)"},
+		// What the codec refuses when run builds the routes (regression).
+		{"route field the action does not take", wpsOK + jsSource + "routes:\n  - {match: a, action: sendToAll, group: g}\n",
+			"routes[0].group: sendToAll does not take group"},
+		{"route ttl on a non-send", wpsOK + jsSource + "routes:\n  - {match: a, action: closeConnection, connectionId: \"{subject.1}\", ttl: 10}\n",
+			"routes[0].ttl: closeConnection does not take ttl"},
 		// router, retry, http, log
 		{"router lanes", wpsOK + jsSource + "router: {lanes: -1}\n", "router.lanes: must be at least 1, got -1"},
 		{"router drain", wpsOK + jsSource + "router: {drainTimeout: -1s}\n", "router.drainTimeout: must be positive"},

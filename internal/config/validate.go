@@ -88,17 +88,14 @@ func (w *WebPubSub) validate(p *problems) {
 		if cs, err := wps.ParseConnectionString(w.ConnectionString); err != nil {
 			p.add(at+".connectionString", "%v", err)
 		} else {
-			w.checkScheme(p, at+".connectionString", cs.Endpoint)
+			w.checkScheme(p, at+".connectionString", "endpoint", cs.Endpoint)
 		}
 	}
 	if hasKey || w.AAD {
-		switch {
-		case w.Endpoint == "":
+		if w.Endpoint == "" {
 			p.add(at+".endpoint", "required with accessKey, accessKeyFile or aad")
-		case !isHTTPURL(w.Endpoint):
-			p.add(at+".endpoint", "must be an http(s) URL, got %q", withoutUserinfo(w.Endpoint))
-		default:
-			w.checkScheme(p, at+".endpoint", w.Endpoint)
+		} else {
+			w.checkURL(p, at+".endpoint", "endpoint", w.Endpoint)
 		}
 	}
 	if w.Hub != "" {
@@ -106,8 +103,8 @@ func (w *WebPubSub) validate(p *problems) {
 			p.add(at+".hub", "%v", err)
 		}
 	}
-	if w.ReverseProxy != "" && !isHTTPURL(w.ReverseProxy) {
-		p.add(at+".reverseProxy", "must be an http(s) URL, got %q", withoutUserinfo(w.ReverseProxy))
+	if w.ReverseProxy != "" {
+		w.checkURL(p, at+".reverseProxy", "reverseProxy", w.ReverseProxy)
 	}
 	if w.Timeout <= 0 {
 		p.add(at+".timeout", "must be positive")
@@ -117,9 +114,24 @@ func (w *WebPubSub) validate(p *problems) {
 	}
 }
 
-func (w *WebPubSub) checkScheme(p *problems, path, endpoint string) {
+// checkURL applies the Web PubSub client's rules for a service URL (an
+// http(s) URL with a host and no user info, query or fragment; plain http
+// only when allowed), so that a file validate accepts is one run accepts.
+func (w *WebPubSub) checkURL(p *problems, path, what, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		p.add(path, "must be an http(s) URL, got %q", withoutUserinfo(raw))
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		p.add(path, "must not have user info, a query or a fragment")
+	default:
+		w.checkScheme(p, path, what, raw)
+	}
+}
+
+func (w *WebPubSub) checkScheme(p *problems, path, what, endpoint string) {
 	if strings.HasPrefix(strings.ToLower(endpoint), "http://") && !w.AllowInsecureHTTP {
-		p.add(path, "endpoint is plain http: set webpubsub.allowInsecureHTTP: true to allow it (emulator, tests)")
+		p.add(path, "%s is plain http: set webpubsub.allowInsecureHTTP: true to allow it (emulator, tests)", what)
 	}
 }
 
@@ -135,11 +147,6 @@ func withoutUserinfo(u string) string {
 		return "…@" + u[at+1:]
 	}
 	return scheme + "://…@" + u[at+1:]
-}
-
-func isHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 func validPort(s string) bool {
@@ -283,7 +290,7 @@ func validateBrokers(p *problems, path string, brokers []string) {
 	for j, b := range brokers {
 		host, port, err := net.SplitHostPort(b)
 		if err != nil || host == "" || !validPort(port) || port == "0" {
-			p.add(fmt.Sprintf("%s[%d]", path, j), "must be host:port, got %q", b)
+			p.add(fmt.Sprintf("%s[%d]", path, j), "must be host:port, got %q", withoutUserinfo(b))
 		}
 	}
 }
@@ -419,6 +426,66 @@ func (c *Config) validateRoutes(p *problems) {
 			}
 		}
 	}
+	c.compileRoutes(p)
+}
+
+// compileRoutes builds the routes with the codec, as the bridge does at
+// start, and reports what it rejects beyond the checks above (a field the
+// action does not take, a literal group or user id the service refuses), so
+// that a file validate accepts is one run accepts. The codec names each
+// problem "routes[i].field: reason"; a path already reported is skipped.
+func (c *Config) compileRoutes(p *problems) {
+	if len(c.Routes) == 0 {
+		return
+	}
+	routes := make([]codec.Route, len(c.Routes))
+	for i, r := range c.Routes {
+		routes[i] = codec.Route{
+			Match: r.Match, Source: r.Source, Action: r.Action, Body: r.Body,
+			Hub: r.Hub, Group: r.Group, UserID: r.UserID, ConnectionID: r.ConnectionID,
+			Filter: r.Filter, DataType: r.DataType, Key: r.Key, TTL: r.TTL,
+		}
+		if co := r.Coalesce; co != nil {
+			routes[i].Coalesce = &codec.Coalesce{Count: co.Count, Bytes: co.Bytes, Linger: co.Linger}
+		}
+	}
+	_, err := codec.New(codec.Config{Routes: routes})
+	if err == nil {
+		return
+	}
+	reported := make(map[string]bool, len(*p))
+	for _, fe := range *p {
+		reported[fe.Path] = true
+	}
+	for _, leaf := range leafErrors(err) {
+		path, msg, ok := strings.Cut(leaf.Error(), ": ")
+		if !ok || !strings.HasPrefix(path, "routes[") {
+			path, msg = "routes", leaf.Error()
+		}
+		if !reported[path] {
+			reported[path] = true
+			p.add(path, "%s", msg)
+		}
+	}
+}
+
+// leafErrors flattens err's tree (the codec's "codec config: %w" around an
+// errors.Join) to the problems it holds. An error whose text names a route
+// is a leaf even if it wraps another, so that its path is kept.
+func leafErrors(err error) []error {
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, inner := range e.Unwrap() {
+			out = append(out, leafErrors(inner)...)
+		}
+		return out
+	case interface{ Unwrap() error }:
+		if inner := e.Unwrap(); inner != nil && !strings.HasPrefix(err.Error(), "routes[") {
+			return leafErrors(inner)
+		}
+	}
+	return []error{err}
 }
 
 func (c *Coalesce) validate(p *problems, at string) {

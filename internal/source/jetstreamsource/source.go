@@ -337,7 +337,11 @@ func (s *Source) Read(ctx context.Context) (*source.Message, source.AckFunc, err
 		s.iterMu.Unlock()
 		resets++
 		s.logger.Warn("jetstream iterator failed; recreating it", "err", err)
-		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		// Missed heartbeats may mean the consumer vanished while the
+		// connection was down (no deleted status arrives then): look it up
+		// (or recreate it) again rather than poll a consumer that is gone.
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+			errors.Is(err, jetstream.ErrNoHeartbeat) {
 			s.consumer = nil
 		}
 		if resets > 1 || !s.Conn().IsConnected() {
