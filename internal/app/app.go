@@ -33,15 +33,16 @@ type Bridge struct {
 	router   *router.Router
 	metrics  *router.Metrics
 	inputs   []router.Input
-	dlq      source.Publisher
+	dlq      *lazyPublisher // nil when deadLetter.type is none
 
 	connectedMu sync.Mutex
 	connectErr  error // why the sources are not all connected yet; nil once they are
 }
 
 // New builds every component of cfg (which must be validated, as
-// config.Load returns it). It connects to nothing but the dead letter, so
-// that a broken destination is reported at start; sources connect in Run.
+// config.Load returns it). It connects to nothing: the sources and the dead
+// letter connect in Run, which retries while a broker is down (readiness
+// says why meanwhile).
 func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Bridge, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -69,11 +70,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Bridge,
 		}
 		b.inputs = append(b.inputs, router.Input{Name: s.Name, Source: src})
 	}
-	dlq, err := NewPublisher(ctx, cfg.DeadLetter, logger.With("component", "dead-letter"))
-	if err != nil {
-		return nil, fmt.Errorf("deadLetter: %w", err)
+	var dlq source.Publisher // an untyped nil tells the router there is none
+	if cfg.DeadLetter.Type != config.BrokerNone && cfg.DeadLetter.Type != "" {
+		b.dlq = &lazyPublisher{}
+		dlq = b.dlq
 	}
-	b.dlq = dlq
 	b.metrics = router.NewMetrics(b.registry)
 	r, err := router.New(RouterConfig(cfg, logger.With("component", "router"), b.metrics), dec, router.NewWPSExecutor(client), dlq)
 	if err != nil {
@@ -215,7 +216,61 @@ func (b *Bridge) connect(ctx context.Context) error {
 			return err
 		}
 	}
+	if b.dlq != nil {
+		backoff := retry.WithCappedDuration(10*time.Second, retry.NewExponential(200*time.Millisecond))
+		err := retry.Do(ctx, backoff, func(ctx context.Context) error {
+			b.setConnectErr(errors.New("deadLetter: connecting"))
+			p, err := NewPublisher(ctx, b.cfg.DeadLetter, b.log.With("component", "dead-letter"))
+			if err != nil {
+				err = fmt.Errorf("deadLetter: %w", err)
+				b.setConnectErr(err)
+				b.log.Warn("dead letter not connected, retrying", "err", err)
+				return retry.RetryableError(err)
+			}
+			b.dlq.set(p)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	b.setConnectErr(nil)
+	return nil
+}
+
+// lazyPublisher is the router's dead letter, connected by Run after New.
+// The router publishes only once Run connected it.
+type lazyPublisher struct {
+	mu sync.Mutex
+	p  source.Publisher
+}
+
+func (l *lazyPublisher) set(p source.Publisher) {
+	l.mu.Lock()
+	l.p = p
+	l.mu.Unlock()
+}
+
+func (l *lazyPublisher) get() source.Publisher {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.p
+}
+
+// Publish forwards to the connected publisher.
+func (l *lazyPublisher) Publish(ctx context.Context, msg *source.Message) error {
+	p := l.get()
+	if p == nil {
+		return errors.New("dead letter not connected")
+	}
+	return p.Publish(ctx, msg)
+}
+
+// Close closes the connected publisher, if any.
+func (l *lazyPublisher) Close(ctx context.Context) error {
+	if p := l.get(); p != nil {
+		return p.Close(ctx)
+	}
 	return nil
 }
 

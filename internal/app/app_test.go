@@ -13,6 +13,7 @@ import (
 
 	"github.com/wps-bridge/bridge/internal/app"
 	"github.com/wps-bridge/bridge/internal/config"
+	"github.com/wps-bridge/bridge/internal/source/sourcetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -92,5 +93,50 @@ sources:
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// A dead letter that is down at start does not block New or the operations
+// endpoint: the bridge reports it as not ready and keeps trying.
+func TestNotReadyWhileTheDeadLetterIsDown(t *testing.T) {
+	ns := sourcetest.NATSServer(t, nil)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "nats://" + dead.Addr().String()
+	dead.Close()
+	cfg, err := config.Parse([]byte(`webpubsub:
+  connectionString: ${CS:-Endpoint=http://127.0.0.1:1;AccessKey=test-key-not-secret;Version=1.0;}
+  hub: chat
+  allowInsecureHTTP: true
+sources:
+  - {name: cmds, type: nats, url: "`+ns.ClientURL()+`", subjects: ["wps.>"]}
+deadLetter: {type: nats, url: "`+deadURL+`", subject: dlq.wps}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	b, err := app.New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, nil) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := b.Ready()
+		if err != nil && strings.Contains(err.Error(), "deadLetter") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ready() = %v, want the dead letter named", err)
+		}
+		time.Sleep(20 * time.Millisecond) // readiness has no change signal
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel = %v, want nil", err)
 	}
 }
