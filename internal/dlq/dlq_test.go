@@ -137,7 +137,9 @@ func openKafka(t *testing.T, brokers []string, group string) *dlq.SourceReader {
 	if err := src.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return dlq.NewSourceReader(src, 2*time.Second)
+	r := dlq.NewSourceReader(src, 2*time.Second)
+	r.FirstReadGrace = 3 * time.Second // kfake assigns partitions at once
+	return r
 }
 
 func TestReplayKafka(t *testing.T) {

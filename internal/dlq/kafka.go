@@ -16,14 +16,24 @@ import (
 // the replay group's offset; a dry run acks nothing. A Kafka log cannot
 // delete one record, so progress is the group's: a new --group starts over.
 type SourceReader struct {
-	src  source.Source
-	idle time.Duration
+	// FirstReadGrace is added to the idle time of the first read, which
+	// also waits for the consumer group to assign the partitions. Default
+	// DefaultFirstReadGrace.
+	FirstReadGrace time.Duration
+
+	src     source.Source
+	idle    time.Duration
+	started bool // the first read happened
 }
 
+// DefaultFirstReadGrace is SourceReader.FirstReadGrace unless changed.
+const DefaultFirstReadGrace = 30 * time.Second
+
 // NewSourceReader reads src (already connected) until no message arrives for
-// idle (the end of the dead letter as far as a reader can tell).
+// idle (the end of the dead letter as far as a reader can tell); the first
+// read waits FirstReadGrace longer, for the group join.
 func NewSourceReader(src source.Source, idle time.Duration) *SourceReader {
-	return &SourceReader{src: src, idle: idle}
+	return &SourceReader{src: src, idle: idle, FirstReadGrace: DefaultFirstReadGrace}
 }
 
 // Total is unknown for a Kafka topic.
@@ -31,7 +41,12 @@ func (r *SourceReader) Total() int64 { return -1 }
 
 // Next returns the next message, or io.EOF after idle with none.
 func (r *SourceReader) Next(ctx context.Context) (*Parked, error) {
-	readCtx, cancel := context.WithTimeout(ctx, r.idle)
+	wait := r.idle
+	if !r.started {
+		wait += r.FirstReadGrace
+		r.started = true
+	}
+	readCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	msg, ack, err := r.src.Read(readCtx)
 	switch {

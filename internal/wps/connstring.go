@@ -69,6 +69,9 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 	}
 	ep := cs.Endpoint
 	if !hasPrefixFold(ep, "http://") && !hasPrefixFold(ep, "https://") {
+		if strings.Contains(ep, "://") {
+			return ConnectionString{}, fmt.Errorf("%w: Endpoint must be an http or https URL", errConnectionString)
+		}
 		ep = "https://" + ep
 	}
 	u, err := url.Parse(ep)

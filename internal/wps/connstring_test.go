@@ -35,6 +35,7 @@ func TestParseConnectionString(t *testing.T) {
 		{name: "missing endpoint", in: "AccessKey=secret-value-1", err: "missing Endpoint"},
 		{name: "missing key", in: "Endpoint=https://a;Version=1.0", err: "missing AccessKey"},
 		{name: "empty key", in: "Endpoint=https://a;AccessKey=", err: "missing AccessKey"},
+		{name: "other scheme", in: "Endpoint=ftp://x;AccessKey=secret-value-1", err: "must be an http or https URL"},
 		{name: "segment without =", in: "Endpoint=https://a;secret-value-1;AccessKey=k", err: "segment 2 has no '='"},
 		{name: "bad port", in: "Endpoint=https://a;AccessKey=secret-value-1;Port=http", err: "Port must be"},
 		{name: "port out of range", in: "Endpoint=https://a;AccessKey=k;Port=70000", err: "Port must be"},
