@@ -1,8 +1,6 @@
 package codec
 
 import (
-	"github.com/wps-bridge/bridge/internal/wpsname"
-
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wps-bridge/bridge/internal/source"
+	"github.com/wps-bridge/bridge/internal/wpsname"
 )
 
 // Route maps the messages of one subject pattern (Kafka: topic) to commands.
@@ -109,18 +108,24 @@ func (d *Decoder) Expired(c *Command) bool {
 	return !c.ExpiresAt.IsZero() && !d.now().Before(c.ExpiresAt)
 }
 
-// CappedTTL returns the messageTtlSeconds to send for c at now: c.TTL, capped
-// to the whole seconds left before c.ExpiresAt (at least 1, since 0 would
-// mean "never expires"). A command without ExpiresAt keeps its TTL.
+// CappedTTL returns the messageTtlSeconds to send for c at now. A send with
+// an ExpiresAt gets its TTL capped to the whole seconds left (rounded down,
+// so the service never keeps it past ExpiresAt, but at least 1, since 0
+// would mean "never expires"); a send without TTL gets the seconds left as
+// its TTL only when they fit in MaxTTL, else it keeps none. Other commands,
+// and commands without ExpiresAt, keep their TTL. The router applies this
+// before every attempt.
 func (c *Command) CappedTTL(now time.Time) int {
-	if c.ExpiresAt.IsZero() {
+	if c.ExpiresAt.IsZero() || !c.Action.IsSend() {
 		return c.TTL
 	}
 	left := c.ExpiresAt.Sub(now)
-	secs := int((left + time.Second - 1) / time.Second)
-	secs = max(secs, 1)
-	if c.TTL == 0 || secs < c.TTL {
-		return min(secs, MaxTTL)
+	secs := max(1, int(left/time.Second))
+	switch {
+	case c.TTL == 0 && left <= MaxTTL*time.Second:
+		return secs
+	case c.TTL > secs:
+		return secs
 	}
 	return c.TTL
 }

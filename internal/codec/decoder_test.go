@@ -211,6 +211,44 @@ func TestDecodeEnvelopeFields(t *testing.T) {
 	})
 }
 
+// TestCappedTTL pins the expiresAt rule the router applies before every
+// attempt (regression: this method rounded up, letting the service keep a
+// message up to a second past expiresAt, and gave a TTL-less send expiring
+// in an hour a TTL of 300 s instead of none).
+func TestCappedTTL(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		action Action
+		ttl    int
+		left   time.Duration // 0: no expiresAt
+		want   int
+	}{
+		{"no expiresAt", SendToAll, 7, 0, 7},
+		{"ttl above time left", SendToGroup, 100, 30 * time.Second, 30},
+		{"ttl below time left", SendToGroup, 10, 30 * time.Second, 10},
+		{"rounded down", SendToUser, 0, 30500 * time.Millisecond, 30},
+		{"at least 1", SendToUser, 60, 500 * time.Millisecond, 1},
+		{"no ttl, 300 s left", SendToConnection, 0, 300 * time.Second, 300},
+		{"no ttl, an hour left", SendToAll, 0, time.Hour, 0},
+		{"ttl, an hour left", SendToAll, 20, time.Hour, 20},
+		{"not a send", CloseConnection, 0, 10 * time.Second, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Command{Action: tt.action, TTL: tt.ttl}
+			if tt.left != 0 {
+				c.ExpiresAt = now.Add(tt.left)
+			}
+			if got := c.CappedTTL(now); got != tt.want {
+				t.Errorf("CappedTTL = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	t.Parallel()
 	d := mustNew(t, Config{DefaultHub: "chat", MaxBodyBytes: 256})

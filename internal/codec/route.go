@@ -1,13 +1,12 @@
 package codec
 
 import (
-	"github.com/wps-bridge/bridge/internal/wpsname"
-
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/wps-bridge/bridge/internal/source"
+	"github.com/wps-bridge/bridge/internal/wpsname"
 )
 
 type bodyMode uint8

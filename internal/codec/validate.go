@@ -1,11 +1,11 @@
 package codec
 
 import (
-	"github.com/wps-bridge/bridge/internal/wpsname"
-
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/wps-bridge/bridge/internal/wpsname"
 )
 
 const (

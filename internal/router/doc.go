@@ -14,7 +14,8 @@
 //     a slow service stops the reading instead of growing memory.
 //   - A global adaptive in-flight limit around every REST call (AIMD between
 //     MinInFlight and MaxInFlight: halved on 429/408/5xx/timeouts, +1 after a
-//     window of successes) and a global Retry-After gate.
+//     window of successes) and a global Retry-After gate (a Retry-After is
+//     honoured up to Retry.MaxElapsed).
 //   - Error classification (wps.Classify; codec.ErrDecode is invalid):
 //     transient errors are retried with exponential backoff and full jitter
 //     (github.com/sethvargo/go-retry) up to Retry.MaxElapsed, then

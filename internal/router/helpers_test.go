@@ -32,6 +32,7 @@ const wait = 20 * time.Second
 type memSource struct {
 	feed    chan *source.Message
 	reads   atomic.Int64
+	read    chan struct{} // a token per message read
 	settled chan settlement
 	touched chan *source.Message // a message was touched (buffered, best effort)
 
@@ -48,6 +49,7 @@ type settlement struct {
 func newMemSource(capacity int) *memSource {
 	return &memSource{
 		feed:    make(chan *source.Message, capacity),
+		read:    make(chan struct{}, capacity),
 		settled: make(chan settlement, capacity),
 		touched: make(chan *source.Message, 64),
 		settles: make(map[*source.Message]int),
@@ -62,6 +64,10 @@ func (s *memSource) Read(ctx context.Context) (*source.Message, source.AckFunc, 
 			return nil, nil, source.ErrEndOfInput
 		}
 		s.reads.Add(1)
+		select {
+		case s.read <- struct{}{}:
+		default:
+		}
 		m.Touch = func(context.Context) error {
 			s.mu.Lock()
 			s.touches[m]++
@@ -109,6 +115,32 @@ func (s *memSource) collect(t *testing.T, n int) []settlement {
 	return out
 }
 
+// waitReads waits until n messages were read (counting from the start).
+func (s *memSource) waitReads(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(wait)
+	for s.reads.Load() < int64(n) {
+		select {
+		case <-s.read:
+		case <-timeout:
+			t.Fatalf("read %d of %d messages", s.reads.Load(), n)
+		}
+	}
+}
+
+// receive waits for a value from ch, failing the test after the wait bound.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(wait):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
 // checkOnce fails the test if any message was settled more than once.
 func (s *memSource) checkOnce(t *testing.T) {
 	t.Helper()
@@ -153,6 +185,18 @@ func (p *recPublisher) all() []*source.Message {
 	defer p.mu.Unlock()
 	return append([]*source.Message(nil), p.msgs...)
 }
+
+// stuckPublisher is a dead letter that never confirms: Publish blocks until
+// its ctx ends, after signalling entered.
+type stuckPublisher struct{ entered chan struct{} }
+
+func (p *stuckPublisher) Publish(ctx context.Context, _ *source.Message) error {
+	p.entered <- struct{}{}
+	<-ctx.Done()
+	return fmt.Errorf("publish: %w", ctx.Err())
+}
+
+func (p *stuckPublisher) Close(context.Context) error { return nil }
 
 // ---- codec ----
 

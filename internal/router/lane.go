@@ -21,10 +21,6 @@ import (
 // InProgress) while the router waits to retry it.
 const touchInterval = 5 * time.Second
 
-// maxAutoTTL is the largest TTL (seconds) the service accepts; a command that
-// expires within it gets a TTL even when it had none.
-const maxAutoTTL = 300
-
 // lane is one ordering lane's worker state. Only its goroutine uses it.
 type lane struct {
 	r      *Router
@@ -224,6 +220,10 @@ func (l *lane) deliver(ctx context.Context, batch []*item) {
 				return
 			}
 			if ra, ok := wps.RetryAfter(err); ok {
+				// Honoured up to the whole retry budget: waiting longer
+				// cannot save the command, and a bogus header must not
+				// stall every lane for days (or overflow the gate).
+				ra = min(ra, r.cfg.Retry.MaxElapsed)
 				r.gate.hold(time.Now().Add(ra))
 				d = max(d, ra)
 			}
@@ -276,21 +276,16 @@ func (c *call) command(batch []*item, now time.Time) *codec.Command {
 	return &c.cmd
 }
 
-// cappedTTL caps a send's TTL to the whole seconds left before expires (at
-// least 1); a send without TTL that expires within 300 s gets one.
+// cappedTTL is c's TTL at now when it expires at expires (the earliest
+// expiresAt of a merged batch): see codec.Command.CappedTTL. It reports
+// whether that differs from c.TTL.
 func cappedTTL(c *codec.Command, expires, now time.Time) (int, bool) {
-	if expires.IsZero() || !c.Action.IsSend() {
+	if expires.IsZero() {
 		return c.TTL, false
 	}
-	left := expires.Sub(now)
-	secs := max(1, int(left/time.Second))
-	switch {
-	case c.TTL == 0 && left <= maxAutoTTL*time.Second:
-		return secs, true
-	case c.TTL > secs:
-		return secs, true
-	}
-	return c.TTL, false
+	probe := codec.Command{Action: c.Action, TTL: c.TTL, ExpiresAt: expires}
+	ttl := probe.CappedTTL(now)
+	return ttl, ttl != c.TTL
 }
 
 // dropExpired finishes (as dropped) the commands of batch whose expiresAt has

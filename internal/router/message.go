@@ -61,9 +61,10 @@ func (r *Router) commandDone(ctx context.Context, t *tracked, f *failure) {
 	}
 }
 
-// finish acks t, or dead-letters it and then acks it. ctx is the work
-// context: if it is cancelled while the dead letter is published, t is left
-// for the shutdown nak.
+// finish acks t, or dead-letters it and then acks it. If ctx (the lane's
+// work context, or the reader's context for a decode failure) ends while the
+// dead letter is published, t is naked at once with source.ErrShutdown, so
+// that the drain does not wait for a message nobody works on.
 func (r *Router) finish(ctx context.Context, t *tracked) {
 	ackCtx := r.ackContext(ctx)
 	f := t.failure()
@@ -80,8 +81,9 @@ func (r *Router) finish(ctx context.Context, t *tracked) {
 		return
 	}
 	if err := r.dlq.Publish(ctx, r.deadLetterMessage(t, f)); err != nil {
-		if ctx.Err() != nil {
-			return // shutting down: abandonAll naks it with source.ErrShutdown
+		if ctx.Err() != nil { // shutting down: give it back, it is not poison
+			r.settle(ackCtx, t, source.ErrShutdown)
+			return
 		}
 		err = fmt.Errorf("router: publish dead letter: %w", err)
 		r.log.Error("dead letter publish failed: naking the message",

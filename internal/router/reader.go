@@ -64,9 +64,8 @@ func (r *Router) read(ctx context.Context, in Input) {
 }
 
 // handle decodes msg and queues its commands. A message whose commands could
-// not all be queued before ctx ended is naked at once (source.ErrShutdown);
-// one whose dead letter could not be published before ctx ended stays
-// pending and is naked on shutdown.
+// not all be queued, or whose dead letter could not be published, before ctx
+// ended is naked at once (source.ErrShutdown).
 func (r *Router) handle(ctx context.Context, input string, msg *source.Message, ack source.AckFunc) {
 	t := &tracked{msg: msg, ack: ack, input: input}
 	r.pending.add(t)

@@ -175,11 +175,11 @@ type Router struct {
 // exec, and parks failed messages on deadLetter (nil: no dead letter; failed
 // messages are then logged, counted and acked).
 func New(cfg Config, dec codec.Codec, exec Executor, deadLetter source.Publisher) (*Router, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
+	// Validate after the defaults: a zero field means its default, so
+	// MinInFlight 8 with MaxInFlight unset is compared with 64, not 0.
+	// setDefaults leaves negative values alone for validate to report.
 	cfg.setDefaults()
-	if err := cfg.validate(); err != nil { // defaults may conflict with explicit values
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if dec == nil {

@@ -194,6 +194,39 @@ func TestRetryAfterGateHoldsAllLanes(t *testing.T) {
 	}
 }
 
+// TestRetryAfterCappedByRetryBudget: a Retry-After beyond Retry.MaxElapsed
+// is honoured only up to it (regression: one bogus header closed the gate
+// for every lane for as long as it said).
+func TestRetryAfterCappedByRetryBudget(t *testing.T) {
+	t.Parallel()
+	var first atomic.Bool
+	srv := newWPSServer(t, func(w http.ResponseWriter, r *request) int {
+		if first.CompareAndSwap(false, true) {
+			w.Header().Set("Retry-After", "86400")
+			return http.StatusTooManyRequests
+		}
+		return 0
+	})
+	dlq := &recPublisher{}
+	src := newMemSource(1)
+	src.push(sendBody("a", 0))
+	cfg := fastConfig()
+	cfg.Retry.MaxElapsed = time.Second
+	start(t, cfg, srv.executor(t), dlq, Input{Name: "in", Source: src})
+
+	requireAllAcked(t, src.collect(t, 1))
+	reqs := srv.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("server saw %d requests, want 2 (429, then the retry)", len(reqs))
+	}
+	if d := reqs[1].At.Sub(reqs[0].At); d < time.Second {
+		t.Errorf("retried %v after the 429, want ≥ 1s (the capped Retry-After)", d)
+	}
+	if n := len(dlq.all()); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
+	}
+}
+
 func TestSystemic401PausesReadingUntilHealed(t *testing.T) {
 	t.Parallel()
 	var broken atomic.Bool
@@ -509,7 +542,7 @@ func TestCoalescingMergesConsecutiveSends(t *testing.T) {
 		srv := newWPSServer(t, nil)
 		src := newMemSource(7)
 		for i, f := range []string{"", "", "", "userId eq 'x'", "", "", ""} {
-			src.push(fmt.Appendf(nil, `{"op":"sendToGroup","group":"room","key":"k","filter":%q,"data":%d,"coalesce":{"Count":10,"Linger":50000000}}`, f, i))
+			src.push(fmt.Appendf(nil, `{"op":"sendToGroup","group":"room","key":"k","filter":%q,"data":%d,"coalesce":{"Count":10,"Linger":1000000000}}`, f, i))
 		}
 		start(t, fastConfig(), srv.executor(t), nil, Input{Name: "in", Source: src})
 		requireAllAcked(t, src.collect(t, 7))
@@ -527,7 +560,7 @@ func TestCoalescingMergesConsecutiveSends(t *testing.T) {
 		dlq := &recPublisher{}
 		src := newMemSource(3)
 		for i := range 3 {
-			src.push(fmt.Appendf(nil, `{"op":"sendToGroup","group":"room","data":%d,"coalesce":{"Count":10,"Linger":50000000}}`, i))
+			src.push(fmt.Appendf(nil, `{"op":"sendToGroup","group":"room","data":%d,"coalesce":{"Count":3,"Linger":5000000000}}`, i))
 		}
 		start(t, fastConfig(), srv.executor(t), dlq, Input{Name: "in", Source: src})
 		requireAllAcked(t, src.collect(t, 3))
@@ -609,6 +642,37 @@ func TestShutdownNaksUnfinishedExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestShutdownNaksDeadLetterInterruptedOnReader: a decode failure whose dead
+// letter is still being published when shutdown begins is naked at once
+// (regression: it stayed pending, so the drain waited DrainTimeout for a
+// message no lane would ever finish).
+func TestShutdownNaksDeadLetterInterruptedOnReader(t *testing.T) {
+	t.Parallel()
+	exec := ExecutorFunc(func(context.Context, *codec.Command) error { return nil })
+	dlq := &stuckPublisher{entered: make(chan struct{}, 1)}
+	src := newMemSource(1)
+	bad := src.push([]byte(`{not json`))
+	cfg := fastConfig()
+	cfg.DrainTimeout = time.Minute
+	r, err := New(cfg, testCodec, exec, dlq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, Input{Name: "in", Source: src}) }()
+	receive(t, dlq.entered, "the dead-letter publish")
+	cancel()
+	if err := receive(t, done, "Run to return well before DrainTimeout"); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	st := src.collect(t, 1)[0]
+	if st.msg != bad || !errors.Is(st.err, source.ErrShutdown) {
+		t.Errorf("settled %s with %v, want the bad message naked with ErrShutdown", st.msg.Body, st.err)
+	}
+	src.checkOnce(t)
+}
+
 func TestShutdownDrainsQueuedWork(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -629,8 +693,9 @@ func TestShutdownDrainsQueuedWork(t *testing.T) {
 	cfg := fastConfig()
 	cfg.DrainTimeout = wait
 	rr := start(t, cfg, exec, nil, Input{Name: "in", Source: src})
-	<-entered
-	rr.cancel() // shutdown while one call is in flight and two are queued
+	receive(t, entered, "the first call")
+	src.waitReads(t, 3) // a message read is queued, even if reading stops
+	rr.cancel()         // shutdown while one call is in flight and two are queued
 	close(release)
 	requireAllAcked(t, src.collect(t, 3))
 	rr.stop(t)
@@ -714,6 +779,19 @@ func TestNewValidatesConfig(t *testing.T) {
 			}
 		})
 	}
+	// A zero field is its default, also when another field is compared
+	// with it (regression: these were refused against a maximum of 0).
+	for name, cfg := range map[string]Config{
+		"min with default max":     {MinInFlight: 8},
+		"initial with default max": {Retry: RetryPolicy{Initial: time.Second}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := New(cfg, testCodec, exec, nil); err != nil {
+				t.Errorf("New = %v, want the defaults to fill the other bound", err)
+			}
+		})
+	}
 	if _, err := New(Config{}, nil, exec, nil); err == nil {
 		t.Error("New accepted a nil codec")
 	}
@@ -781,7 +859,7 @@ func TestMaxPendingBoundsReads(t *testing.T) {
 	cfg.Metrics = m
 	start(t, cfg, exec, nil, Input{Name: "in", Source: src})
 	for range 3 {
-		<-entered
+		receive(t, entered, "a call")
 	}
 	if n := src.reads.Load(); n != 3 {
 		t.Errorf("read %d messages with MaxPending 3, want 3", n)

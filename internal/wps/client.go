@@ -1,8 +1,6 @@
 package wps
 
 import (
-	"github.com/wps-bridge/bridge/internal/wpsname"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +19,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/wps-bridge/bridge/internal/wpsname"
 )
 
 // Client talks to one Web PubSub service endpoint. It is safe for concurrent

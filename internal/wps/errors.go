@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -185,8 +186,10 @@ func RetryAfter(err error) (time.Duration, bool) {
 func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	for _, k := range [...]string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
 		if v := h.Get(k); v != "" {
-			if ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && ms >= 0 {
-				return time.Duration(ms * float64(time.Millisecond)), true
+			if ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				if d, ok := scaleDuration(ms, time.Millisecond); ok {
+					return d, true
+				}
 			}
 		}
 	}
@@ -195,10 +198,7 @@ func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		return time.Duration(secs * float64(time.Second)), true
+		return scaleDuration(secs, time.Second)
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		d := t.Sub(now)
@@ -208,6 +208,18 @@ func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return d, true
 	}
 	return 0, false
+}
+
+// scaleDuration returns v units, refusing NaN and negative values (which
+// strconv.ParseFloat accepts) and saturating instead of overflowing.
+func scaleDuration(v float64, unit time.Duration) (time.Duration, bool) {
+	if math.IsNaN(v) || v < 0 {
+		return 0, false
+	}
+	if v >= float64(math.MaxInt64)/float64(unit) {
+		return math.MaxInt64, true
+	}
+	return time.Duration(v * float64(unit)), true
 }
 
 // isTransportError reports well-known network and timeout failures.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -199,6 +200,12 @@ func TestParseRetryAfter(t *testing.T) {
 		{"ms wins", map[string]string{"retry-after-ms": "20", "Retry-After": "9"}, 20 * time.Millisecond, true},
 		{"x-ms ms", map[string]string{"x-ms-retry-after-ms": "1000"}, time.Second, true},
 		{"bad ms falls back", map[string]string{"retry-after-ms": "x", "Retry-After": "2"}, 2 * time.Second, true},
+		// ParseFloat accepts these: regression, they became negative or
+		// overflowed durations.
+		{"NaN", map[string]string{"Retry-After": "NaN"}, 0, false},
+		{"NaN ms falls back", map[string]string{"retry-after-ms": "NaN", "Retry-After": "2"}, 2 * time.Second, true},
+		{"huge", map[string]string{"Retry-After": "1e300"}, math.MaxInt64, true},
+		{"infinite ms", map[string]string{"retry-after-ms": "+Inf"}, math.MaxInt64, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

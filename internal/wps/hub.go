@@ -1,14 +1,14 @@
 package wps
 
 import (
-	"github.com/wps-bridge/bridge/internal/wpsname"
-
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/wps-bridge/bridge/internal/wpsname"
 )
 
 // ContentType is the media type of a message sent with a Send* call.

@@ -1,8 +1,6 @@
 package wps
 
 import (
-	"github.com/wps-bridge/bridge/internal/wpsname"
-
 	"context"
 	"fmt"
 	"net/http"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wps-bridge/bridge/internal/wpsname"
 )
 
 // ClientProtocol selects the client endpoint a client access URL points to.

@@ -1,9 +1,9 @@
 package wps
 
 import (
-	"github.com/wps-bridge/bridge/internal/wpsname"
-
 	"strings"
+
+	"github.com/wps-bridge/bridge/internal/wpsname"
 )
 
 const (

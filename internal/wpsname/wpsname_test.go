@@ -6,6 +6,7 @@ import (
 )
 
 func TestReasons(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name              string
 		fn                func(string) string
@@ -30,6 +31,7 @@ func TestReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got := tt.fn(tt.in)
 			if tt.wantReasonContain == "" && got != "" || !strings.Contains(got, tt.wantReasonContain) {
 				t.Errorf("reason(%q) = %q, want %q", tt.in, got, tt.wantReasonContain)
