@@ -6,7 +6,10 @@
 // Ack model: the AckFunc acks on nil, naks at once on source.ErrShutdown (so
 // another replica takes the message) and naks with a 1 s delay on any other
 // error; Message.Touch sends InProgress, resetting the server's AckWait while
-// the router retries. The consumer's MaxAckPending bounds the messages
+// the router retries. Besides, every message delivered and not yet acked for
+// more than half of AckWait gets an InProgress (checked every third of
+// AckWait), so a message that merely waits in an ordering lane is never
+// redelivered behind later ones of its key. The consumer's MaxAckPending bounds the messages
 // delivered and not yet acked, which is the end-to-end backpressure: when the
 // router stops calling Read, the server stops delivering.
 //

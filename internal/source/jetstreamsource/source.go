@@ -121,6 +121,7 @@ type Source struct {
 
 	done      chan struct{} // closed at the start of Close
 	closeOnce sync.Once
+	keepAlive sync.WaitGroup // keepInFlightAlive, started by Connect
 
 	readMu   sync.Mutex // held by Read and by Close's final drain
 	consumer jetstream.Consumer
@@ -129,7 +130,7 @@ type Source struct {
 	iter   jetstream.MessagesContext
 
 	flightMu      sync.Mutex
-	inFlight      map[uint64]jetstream.Msg // delivered and not acked, by stream sequence
+	inFlight      map[uint64]flight // delivered and not acked, by stream sequence
 	lastDelivered uint64                   // stream sequence of the last message Read returned
 }
 
@@ -172,7 +173,7 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 		cfg:      cfg,
 		logger:   logger.With("source", cfg.Name, "stream", cfg.Stream, "durable", cfg.Durable),
 		done:     make(chan struct{}),
-		inFlight: make(map[uint64]jetstream.Msg),
+		inFlight: make(map[uint64]flight),
 	}, nil
 }
 
@@ -224,7 +225,50 @@ func (s *Source) Connect(ctx context.Context) error {
 	s.readMu.Lock()
 	s.consumer = cons
 	s.readMu.Unlock()
+	s.keepAlive.Go(s.keepInFlightAlive)
 	return nil
+}
+
+// flight is a message delivered to the router and not yet acked, with when
+// the server last heard about it (delivery or InProgress).
+type flight struct {
+	jm      jetstream.Msg
+	touched time.Time
+}
+
+// keepInFlightAlive sends InProgress for every message held longer than half
+// of AckWait, every third of AckWait, until Close: a message waiting in an
+// ordering lane behind a slow or retrying one is never redelivered (which
+// would duplicate it and break its key's order) just because it waited.
+func (s *Source) keepInFlightAlive() {
+	t := time.NewTicker(s.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			s.touchStale(now)
+		}
+	}
+}
+
+func (s *Source) touchStale(now time.Time) {
+	limit := now.Add(-s.cfg.AckWait / 2)
+	var stale []jetstream.Msg
+	s.flightMu.Lock()
+	for seq, f := range s.inFlight {
+		if f.touched.Before(limit) {
+			stale = append(stale, f.jm)
+			s.inFlight[seq] = flight{jm: f.jm, touched: now}
+		}
+	}
+	s.flightMu.Unlock()
+	for _, jm := range stale {
+		if err := jm.InProgress(); err != nil {
+			s.logger.Debug("jetstream in-progress failed", "subject", jm.Subject(), "err", err)
+		}
+	}
 }
 
 // lookupConsumer creates (CreateConsumer) or looks up the durable consumer.
@@ -417,7 +461,7 @@ func (s *Source) deliver(jm jetstream.Msg) (*source.Message, source.AckFunc, err
 	}
 	if seq != 0 {
 		s.flightMu.Lock()
-		s.inFlight[seq] = jm
+		s.inFlight[seq] = flight{jm: jm, touched: time.Now()}
 		s.lastDelivered = seq
 		s.flightMu.Unlock()
 	}
@@ -539,12 +583,13 @@ func (s *Source) Close(ctx context.Context) error {
 	}
 	s.readMu.Unlock()
 
+	s.keepAlive.Wait()
 	s.flightMu.Lock()
 	pending := s.inFlight
-	s.inFlight = make(map[uint64]jetstream.Msg)
+	s.inFlight = make(map[uint64]flight)
 	s.flightMu.Unlock()
-	for _, jm := range pending {
-		s.nak(jm)
+	for _, f := range pending {
+		s.nak(f.jm)
 	}
 	if len(pending) > 0 {
 		s.logger.Info("naked in-flight messages on close", "count", len(pending))
