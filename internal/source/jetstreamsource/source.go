@@ -131,7 +131,7 @@ type Source struct {
 
 	flightMu      sync.Mutex
 	inFlight      map[uint64]flight // delivered and not acked, by stream sequence
-	lastDelivered uint64                   // stream sequence of the last message Read returned
+	lastDelivered uint64            // stream sequence of the last message Read returned
 }
 
 var (
