@@ -153,7 +153,9 @@ func (in *infra) publisher(src, subject string) *publisher {
 func (p *publisher) publish(ctx context.Context, body []byte, key string) error {
 	switch p.src {
 	case srcJetStream:
-		if _, err := p.in.js.PublishAsync(p.subject, body); err != nil {
+		// A full async window waits for room (a loaded machine acks slowly)
+		// instead of failing after the default 200 ms stall.
+		if _, err := p.in.js.PublishAsync(p.subject, body, jetstream.WithStallWait(30*time.Second)); err != nil {
 			return fmt.Errorf("jetstream publish: %w", err)
 		}
 	case srcKafka:
