@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"bufio"
 	"context"
 	"fmt"
@@ -209,7 +211,7 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("bridge exited on its own: %v\n%s", b.waitErr, b.logTail())
 		}
 		b.kill()
-		evicted := kafkaEvictMembers(t, r.admin, "bridge")
+		evicted := testkit.KafkaEvictMembers(t, r.admin, "bridge")
 		t.Logf("kill %d at %d/%d distinct (%v), evicted %d Kafka member(s)", i+1, r.sink.distinct(), total, time.Since(start).Round(time.Millisecond), evicted)
 	}
 	elapsed := time.Since(start)
@@ -230,7 +232,7 @@ func TestScaleOut(t *testing.T) {
 
 	// Both replicas must have acked work from both sources before the kill.
 	var aAcked, bAcked map[string]float64
-	waitFor(t, 3*time.Minute, "both replicas acking from both sources", func() (bool, string) {
+	testkit.Eventually(t, 3*time.Minute, "both replicas acking from both sources", func() (bool, string) {
 		if a.exited() || b.exited() {
 			t.Fatalf("a replica exited: a=%v b=%v", a.waitErr, b.waitErr)
 		}
@@ -243,7 +245,7 @@ func TestScaleOut(t *testing.T) {
 	}
 	t.Logf("before the kill: a acked %v, b acked %v, %d/%d distinct", aAcked, bAcked, r.sink.distinct(), total)
 	a.kill()
-	kafkaEvictMembers(t, r.admin, "bridge")
+	testkit.KafkaEvictMembers(t, r.admin, "bridge")
 	killedAt := time.Now()
 	if !r.sink.awaitDistinct(total, 4*time.Minute) {
 		t.Fatalf("the survivor delivered %d of %d\n%s", r.sink.distinct(), total, b.logTail())

@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +23,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ---------------------------------------------------------------------------
@@ -261,41 +262,6 @@ func kafkaProduce(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error
 	return nil
 }
 
-// kafkaEvictMembers removes every member of group, as the coordinator does
-// when their sessions expire: a SIGKILLed kafka-go member would otherwise hold
-// its partitions for its 30 s session timeout. Live members rejoin at once.
-func kafkaEvictMembers(t *testing.T, cl *kgo.Client, group string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dreq := kmsg.NewPtrDescribeGroupsRequest()
-	dreq.Groups = []string{group}
-	dresp, err := dreq.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("describe group: %v", err)
-	}
-	lreq := kmsg.NewPtrLeaveGroupRequest()
-	lreq.Group = group
-	for _, g := range dresp.Groups {
-		for _, m := range g.Members {
-			lm := kmsg.NewLeaveGroupRequestMember()
-			lm.MemberID = m.MemberID
-			lreq.Members = append(lreq.Members, lm)
-		}
-	}
-	if len(lreq.Members) == 0 {
-		return 0
-	}
-	lresp, err := lreq.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("leave group: %v", err)
-	}
-	if lresp.ErrorCode != 0 {
-		t.Fatalf("leave group: error code %d", lresp.ErrorCode)
-	}
-	return len(lreq.Members)
-}
-
 // kafkaReadAll reads topic from the start until want records arrived or the
 // timeout passed, and returns what it read.
 func kafkaReadAll(t *testing.T, brokers []string, topic string, want int, timeout time.Duration, opts ...kgo.Opt) []*kgo.Record {
@@ -482,7 +448,7 @@ func (p *bridgeProc) readyz() (int, string) {
 // waitReady waits until /readyz answers 200; it fails if the process exits.
 func (p *bridgeProc) waitReady(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, "bridge "+p.name+" ready", func() (bool, string) {
+	testkit.Eventually(t, timeout, "bridge "+p.name+" ready", func() (bool, string) {
 		if p.exited() {
 			t.Fatalf("bridge %s exited: %v\n%s", p.name, p.waitErr, p.logTail())
 		}

@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -176,7 +178,7 @@ func TestHostileInput(t *testing.T) {
 	// nothing unacked: a message is acked only after its dead letter was
 	// confirmed. (Counting the dead letter is not enough: valid mutants that
 	// Web PubSub refuses are parked too.)
-	waitFor(t, 2*time.Minute, "every message settled", func() (bool, string) {
+	testkit.Eventually(t, 2*time.Minute, "every message settled", func() (bool, string) {
 		c, err := js.Consumer(ctx, cmdStream, "bridge")
 		if err != nil {
 			return false, err.Error()
@@ -308,7 +310,7 @@ func TestOversizeAndDeepJSON(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, "oversize and broken messages dead-lettered", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "oversize and broken messages dead-lettered", func() (bool, string) {
 		n := len(streamMsgs(t, js, dlqStream))
 		return n >= len(wantParked), fmt.Sprintf("%d of %d", n, len(wantParked))
 	})

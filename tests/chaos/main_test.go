@@ -220,22 +220,3 @@ func TestLogScanFindsSecrets(t *testing.T) {
 		})
 	}
 }
-
-// waitFor polls cond every 20ms until it holds or timeout passes; used only
-// for state that offers no change signal (broker state, /readyz).
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v: %s", what, timeout, detail)
-		}
-		<-tick.C
-	}
-}

@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -257,7 +259,7 @@ func TestNATSTLSAuth(t *testing.T) {
 				// The dead letter connects at start, so a wrong credential stops the
 				// process with the broker's reason (a restart loop an operator sees),
 				// or a bridge without one stays not-ready; never a delivery.
-				waitFor(t, 20*time.Second, "refused with a wrong token", func() (bool, string) {
+				testkit.Eventually(t, 20*time.Second, "refused with a wrong token", func() (bool, string) {
 					if b.exited() {
 						return true, ""
 					}
@@ -298,7 +300,7 @@ func TestNATSTLSAuth(t *testing.T) {
 			if m, sample := s.missing(ids); m > 0 {
 				t.Fatalf("%d lost, e.g. %v", m, sample)
 			}
-			waitFor(t, 30*time.Second, "invalid commands dead-lettered over TLS", func() (bool, string) {
+			testkit.Eventually(t, 30*time.Second, "invalid commands dead-lettered over TLS", func() (bool, string) {
 				n := len(streamMsgs(t, js, dlqStream))
 				return n == authInvalid, fmt.Sprintf("%d of %d", n, authInvalid)
 			})

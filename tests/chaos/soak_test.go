@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"context"
 	"fmt"
 	"os"
@@ -178,7 +180,7 @@ func TestSoak(t *testing.T) {
 		{name: "nats-server restart", on: func() { ns.stop() }, off: func() { ns.start() }},
 		{name: "bridge SIGKILL", on: func() {
 			b.kill()
-			kafkaEvictMembers(t, admin, "bridge")
+			testkit.KafkaEvictMembers(t, admin, "bridge")
 		}, off: func() {
 			kills++
 			b = startBridge(t, fmt.Sprintf("bridge-%d", kills), yaml(), env)
@@ -230,7 +232,7 @@ func TestSoak(t *testing.T) {
 	lostValid, sample := s.missing(valid)
 	parked := map[string]bool{}
 	var dl []*jetstream.RawStreamMsg
-	waitFor(t, time.Minute, "invalid commands dead-lettered", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "invalid commands dead-lettered", func() (bool, string) {
 		dl = streamMsgs(t, js, dlqStream)
 		clear(parked)
 		for _, m := range dl {

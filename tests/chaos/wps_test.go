@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"context"
 	"fmt"
 	"net/http"
@@ -144,7 +146,7 @@ func TestWebPubSubFaults(t *testing.T) {
 		faultStart := time.Now()
 		readyDuring := 0
 		if f.systemic {
-			waitFor(t, 15*time.Second, f.name+": /readyz reports not ready", func() (bool, string) {
+			testkit.Eventually(t, 15*time.Second, f.name+": /readyz reports not ready", func() (bool, string) {
 				code, body := b.readyz()
 				readyDuring = code
 				return code == http.StatusServiceUnavailable, fmt.Sprintf("%d %s", code, body)

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"bytes"
 	"fmt"
 	"strings"
@@ -81,7 +83,7 @@ func TestDeadLetter(t *testing.T) {
 		rec.wait(t, 60*time.Second, "good commands delivered", func(s recState) bool { return s.unique >= goods })
 		// Every message is finished (acked) only after its dead letter was
 		// confirmed, so once all are acked the dead letter is complete.
-		eventually(t, 30*time.Second, "every message acked", func() (bool, string) {
+		testkit.Eventually(t, 30*time.Second, "every message acked", func() (bool, string) {
 			v := metric(t, br.b.Registry(), "wpsbridge_messages_acked_total", nil)
 			return int(v) == len(inputs), fmt.Sprintf("%v of %d acked", v, len(inputs))
 		})

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"fmt"
 	"io"
 	"net/http"
@@ -93,7 +95,7 @@ func TestOutage503(t *testing.T) {
 
 		rec.wait(t, 2*time.Minute, "every command delivered after the outage", func(s recState) bool { return s.unique >= outageCommands })
 		t.Logf("recovered: all %d commands delivered %v after the outage ended", outageCommands, time.Since(outageEnd).Round(time.Millisecond))
-		eventually(t, 30*time.Second, "broker backlog drained", func() (bool, string) {
+		testkit.Eventually(t, 30*time.Second, "broker backlog drained", func() (bool, string) {
 			l := lag()
 			return l == 0, fmt.Sprintf("backlog %d", l)
 		})
@@ -165,7 +167,7 @@ func TestRetryAfter429(t *testing.T) {
 	jsPublish(t, js, &nats.Msg{Subject: n.subject + ".first", Data: []byte(`{"actionName":"sendToGroup","group":"first","data":0}`)})
 	rec.wait(t, 30*time.Second, "the 429", func(s recState) bool { return len(s.reqs) >= 1 })
 	// Publish the rest once the router has taken the 429 in (it counts the retry).
-	eventually(t, 10*time.Second, "retry counted", func() (bool, string) {
+	testkit.Eventually(t, 10*time.Second, "retry counted", func() (bool, string) {
 		v := metric(t, br.b.Registry(), "wpsbridge_commands_retried_total", nil)
 		return v >= 1, fmt.Sprint(v)
 	})
@@ -215,7 +217,7 @@ func TestWrongAccessKey(t *testing.T) {
 	jsPublish(t, js, msgs...)
 
 	rec.wait(t, 30*time.Second, "three rejected probes", func(s recState) bool { return s.rejected401 >= 3 })
-	eventually(t, 10*time.Second, "Ready reports the 401", func() (bool, string) {
+	testkit.Eventually(t, 10*time.Second, "Ready reports the 401", func() (bool, string) {
 		err := br.b.Ready()
 		return err != nil && strings.Contains(err.Error(), "401"), fmt.Sprint(err)
 	})

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -60,25 +62,6 @@ func TestMain(m *testing.M) {
 
 // ---------------------------------------------------------------------------
 // Waiting
-
-// eventually polls cond every tick until it reports true or timeout passes;
-// used only for broker state, which has no change signal.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v: %s", what, timeout, detail)
-		}
-		<-tick.C
-	}
-}
 
 func randomID() string {
 	var b [4]byte
@@ -578,41 +561,6 @@ func kafkaCommitted(t *testing.T, cl *kgo.Client, group, topic string) int64 {
 	return sum
 }
 
-// kafkaEvictMembers removes every member of group, as the coordinator does
-// when their sessions expire; the SIGKILL suite uses it so that a restarted
-// bridge does not wait out the dead member's 30 s session timeout.
-func kafkaEvictMembers(t *testing.T, cl *kgo.Client, group string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dreq := kmsg.NewPtrDescribeGroupsRequest()
-	dreq.Groups = []string{group}
-	dresp, err := dreq.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("describe group: %v", err)
-	}
-	lreq := kmsg.NewPtrLeaveGroupRequest()
-	lreq.Group = group
-	for _, g := range dresp.Groups {
-		for _, m := range g.Members {
-			lm := kmsg.NewLeaveGroupRequestMember()
-			lm.MemberID = m.MemberID
-			lreq.Members = append(lreq.Members, lm)
-		}
-	}
-	if len(lreq.Members) == 0 {
-		return 0
-	}
-	lresp, err := lreq.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("leave group: %v", err)
-	}
-	if lresp.ErrorCode != 0 {
-		t.Fatalf("leave group: error code %d", lresp.ErrorCode)
-	}
-	return len(lreq.Members)
-}
-
 // kafkaReadAll reads topic from the start until it holds want records (it
 // fails after timeout) and returns them.
 func kafkaReadAll(t *testing.T, brokers []string, topic string, want int, timeout time.Duration) []*kgo.Record {
@@ -717,7 +665,7 @@ func (r *bridgeRun) stop() error {
 // waitReady waits until Bridge.Ready reports nil.
 func (r *bridgeRun) waitReady(t *testing.T) {
 	t.Helper()
-	eventually(t, 30*time.Second, "bridge ready", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "bridge ready", func() (bool, string) {
 		err := r.b.Ready()
 		return err == nil, fmt.Sprint(err)
 	})

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"context"
 	"errors"
 	"fmt"
@@ -94,7 +96,7 @@ func kafkaLossFeed(t *testing.T) lossFeed {
 		afterKill: func() {
 			// The dead member never leaves: evict it as its session expiry
 			// would, so the restart does not wait 30 s per kill.
-			if n := kafkaEvictMembers(t, cl, group); n > 0 {
+			if n := testkit.KafkaEvictMembers(t, cl, group); n > 0 {
 				t.Logf("evicted %d dead group member(s)", n)
 			}
 		},

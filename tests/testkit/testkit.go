@@ -1,0 +1,69 @@
+// Package testkit holds the few helpers the end-to-end suites (tests/e2e,
+// tests/chaos) share: waiting on broker state that has no change signal, and
+// evicting dead Kafka group members. It is imported by tests only.
+package testkit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Eventually polls cond every 20 ms until it reports true, failing the test
+// with what and cond's last detail when timeout passes. Use it only for state
+// that has no change signal (broker counters, HTTP readiness).
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %v: %s", what, timeout, detail)
+		}
+		<-tick.C
+	}
+}
+
+// KafkaEvictMembers removes every member of group, as the coordinator does
+// when their sessions expire, and returns how many it removed: a SIGKILLed
+// member would otherwise hold its partitions for its session timeout. Live
+// members rejoin at once.
+func KafkaEvictMembers(t testing.TB, cl *kgo.Client, group string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dreq := kmsg.NewPtrDescribeGroupsRequest()
+	dreq.Groups = []string{group}
+	dresp, err := dreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("describe group: %v", err)
+	}
+	lreq := kmsg.NewPtrLeaveGroupRequest()
+	lreq.Group = group
+	for _, g := range dresp.Groups {
+		for _, m := range g.Members {
+			lm := kmsg.NewLeaveGroupRequestMember()
+			lm.MemberID = m.MemberID
+			lreq.Members = append(lreq.Members, lm)
+		}
+	}
+	if len(lreq.Members) == 0 {
+		return 0
+	}
+	lresp, err := lreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("leave group: %v", err)
+	}
+	if lresp.ErrorCode != 0 {
+		t.Fatalf("leave group: error code %d", lresp.ErrorCode)
+	}
+	return len(lreq.Members)
+}
