@@ -149,15 +149,12 @@ func (s *Source) Lag(ctx context.Context) (int64, error) {
 	if js == nil {
 		return 0, source.ErrNotConnected
 	}
+	// The lookup fetches the consumer's info: one request, no second Info.
 	cons, err := js.Consumer(ctx, s.cfg.Stream, s.cfg.Durable)
 	if err != nil {
 		return 0, fmt.Errorf("jetstreamsource %q: lag: %w", s.cfg.Name, err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("jetstreamsource %q: lag: %w", s.cfg.Name, err)
-	}
-	return int64(info.NumPending), nil
+	return int64(cons.CachedInfo().NumPending), nil
 }
 
 // New validates cfg, applies the defaults and returns an unconnected Source.
@@ -189,15 +186,9 @@ func (s *Source) Connect(ctx context.Context) error {
 	if s.nc != nil {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	// Close must be able to interrupt a Dial that waits for a server.
+	ctx, cancel := source.UntilClosed(ctx, s.done)
 	defer cancel()
-	go func() { // Close interrupts a Dial that waits for a server.
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	nc, err := natssource.Dial(ctx, s.cfg.Conn, s.logger)
 	if err != nil {
 		if s.isDone() {

@@ -283,15 +283,8 @@ func (s *Source) kafkaLog(level slog.Level) func(string, ...any) {
 // run takes each generation of the group in turn until the group is closed.
 func (s *Source) run(cg *kafka.ConsumerGroup) {
 	defer close(s.runDone)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := source.UntilClosed(context.Background(), s.done)
 	defer cancel()
-	go func() { // owned by run: ends when run returns or Close starts
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for {
 		gen, err := cg.Next(ctx)
 		if err != nil {

@@ -103,15 +103,8 @@ func (s *Source) Connect(ctx context.Context) error {
 		return nil
 	}
 	// Close must be able to interrupt a Dial that waits for a server.
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := source.UntilClosed(ctx, s.done)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	nc, err := Dial(ctx, s.cfg.Conn, s.logger)
 	if err != nil {
 		if s.isDone() {
