@@ -4,11 +4,12 @@
 package compat
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,29 +99,6 @@ func tail(s string) string {
 	return s
 }
 
-// startEmulator serves a fresh emulator on a random loopback port and returns its base URL.
-func startEmulator(t *testing.T) (*emulator.Emulator, string) {
-	t.Helper()
-	e, err := emulator.New(emulator.Config{})
-	if err != nil {
-		t.Fatalf("emulator: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- e.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("emulator Serve: %v", err)
-		}
-	})
-	return e, "http://" + ln.Addr().String()
-}
-
 type message struct {
 	Kind       string `json:"kind"`
 	Group      string `json:"group,omitempty"`
@@ -145,7 +123,7 @@ func TestOfficialSDKs(t *testing.T) {
 		t.Fatalf("copy compat.mjs: %v", err)
 	}
 
-	e, base := startEmulator(t)
+	e, base := testkit.StartEmulator(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, scriptPath)

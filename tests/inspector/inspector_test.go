@@ -4,6 +4,8 @@
 package inspector
 
 import (
+	"github.com/wps-bridge/bridge/tests/testkit"
+
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -45,29 +47,6 @@ func findChromium(t *testing.T) string {
 	}
 	t.Skip("chromium not installed (Debian: apt-get install -y chromium); skipping the inspector test")
 	return ""
-}
-
-// startEmulator serves a fresh emulator on a random loopback port and returns its base URL.
-func startEmulator(t *testing.T) string {
-	t.Helper()
-	e, err := emulator.New(emulator.Config{})
-	if err != nil {
-		t.Fatalf("emulator: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- e.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("emulator Serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
 }
 
 // launchChromium starts headless Chromium and returns its DevTools HTTP address (host:port).
@@ -229,7 +208,7 @@ func sign(t *testing.T, aud string) string {
 
 func TestInspectorShowsLiveMessages(t *testing.T) {
 	bin := findChromium(t)
-	base := startEmulator(t)
+	_, base := testkit.StartEmulator(t)
 	devtools := launchChromium(t, bin)
 	page := openPage(t, devtools)
 

@@ -1,15 +1,18 @@
 // Package testkit holds the few helpers the end-to-end suites (tests/e2e,
 // tests/chaos) share: waiting on broker state that has no change signal, and
-// evicting dead Kafka group members. It is imported by tests only.
+// evicting dead Kafka group members, serving an emulator. It is imported by tests only.
 package testkit
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wps-bridge/bridge/internal/emulator"
 )
 
 // Eventually polls cond every 20 ms until it reports true, failing the test
@@ -66,4 +69,28 @@ func KafkaEvictMembers(t testing.TB, cl *kgo.Client, group string) int {
 		t.Fatalf("leave group: error code %d", lresp.ErrorCode)
 	}
 	return len(lreq.Members)
+}
+
+// StartEmulator serves a fresh Web PubSub emulator (development key) on a
+// random loopback port until the test ends, and returns it with its base URL.
+func StartEmulator(t testing.TB) (*emulator.Emulator, string) {
+	t.Helper()
+	e, err := emulator.New(emulator.Config{})
+	if err != nil {
+		t.Fatalf("emulator: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("emulator Serve: %v", err)
+		}
+	})
+	return e, "http://" + ln.Addr().String()
 }
