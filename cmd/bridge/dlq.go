@@ -198,7 +198,7 @@ func openDeadLetter(ctx context.Context, cfg *config.Config, f replayFlags, a *a
 			return nil, nil, fmt.Errorf("deadLetter: %w", err)
 		}
 		src, err := kafkasource.New(kafkasource.Config{
-			Name: "dead-letter", Brokers: bridgeapp.SplitList(d.Brokers), Topics: []string{d.Topic}, Group: f.group, SASL: sasl, TLS: tls,
+			Name: "dead-letter", Brokers: d.Brokers, Topics: []string{d.Topic}, Group: f.group, SASL: sasl, TLS: tls,
 		}, a.logger)
 		if err != nil {
 			return nil, nil, fmt.Errorf("deadLetter: %w", err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/nats-io/nats.go"
@@ -169,7 +168,7 @@ func NewSource(s config.Source, logger *slog.Logger) (source.Source, error) {
 			return nil, err
 		}
 		return kafkasource.New(kafkasource.Config{
-			Name: s.Name, Brokers: SplitList(s.Brokers), Topics: s.Topics, Group: s.Group,
+			Name: s.Name, Brokers: s.Brokers, Topics: s.Topics, Group: s.Group,
 			SASL: sasl, TLS: kafkaTLS(s.TLS), StartOffset: s.StartOffset, SessionTimeout: s.SessionTimeout,
 		}, logger)
 	}
@@ -183,20 +182,6 @@ func filterSubjects(s config.Source) []string {
 		return nil
 	}
 	return s.Subjects
-}
-
-// SplitList flattens entries that hold comma-separated lists
-// (brokers: ["${KAFKA_BROKERS}"]).
-func SplitList(in []string) []string {
-	var out []string
-	for _, e := range in {
-		for _, p := range strings.Split(e, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
 }
 
 // publisher is a Publisher together with the connection it owns.
@@ -247,7 +232,7 @@ func NewPublisher(ctx context.Context, d Destination, logger *slog.Logger) (sour
 			return nil, err
 		}
 		return kafkasource.NewPublisher(kafkasource.WriterConfig{
-			Brokers: SplitList(d.Brokers), Topic: d.Topic, SASL: sasl, TLS: kafkaTLS(d.TLS),
+			Brokers: d.Brokers, Topic: d.Topic, SASL: sasl, TLS: kafkaTLS(d.TLS),
 		})
 	}
 	return nil, fmt.Errorf("unknown destination type %q", d.Type)
