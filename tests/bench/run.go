@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -91,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.InFlight, "inflight", o.InFlight, "REST calls in flight (bridge maxInFlight, reference workers)")
 	fs.IntVar(&o.Partitions, "partitions", o.Partitions, "partitions of each Kafka topic")
 	fs.IntVar(&o.Repeat, "repeat", o.Repeat, "measure each system this many times, alternating which goes first; the table shows medians")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write each child's CPU profile to `prefix`.<source>.<system>.pprof")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write each child's CPU profile to `prefix`.<source>.<system>.pprof, and the parent's (brokers and sink) during each drain to `prefix`.<source>.<system>.parent.pprof")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write each child's allocation profile to `prefix`.<source>.<system>.pprof")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -344,6 +345,26 @@ func (b *bench) childConfig(src, sys, durable string, subjects []string) childCo
 	return c
 }
 
+// profileParent starts a CPU profile of the parent (brokers and sink) for
+// one drain when -cpuprofile is set; the returned func stops it.
+func (b *bench) profileParent(src, name string) (func(), error) {
+	if b.o.CPUProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%s.parent.pprof", b.o.CPUProfile, src, name))
+	if err != nil {
+		return nil, fmt.Errorf("parent cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("parent cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
+}
+
 // stall is how long a run may make no progress before it fails.
 const stall = 60 * time.Second
 
@@ -364,8 +385,13 @@ func (b *bench) measure(ctx context.Context, src, sys string, rep int) (result, 
 		}
 	}()
 	want := int64(b.o.N)
+	stopProfile, err := b.profileParent(src, name)
+	if err != nil {
+		return res, err
+	}
 	parentStart := takeSnapshot(nil).CPU
 	at, err := b.sink.waitFor(ctx, want, stall, nil)
+	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("drain: %w", err)
 	}

@@ -18,10 +18,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/segmentio/kafka-go"
 	"github.com/testcontainers/testcontainers-go"
 	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
 	tcnats "github.com/testcontainers/testcontainers-go/modules/nats"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wps-bridge/bridge/internal/app"
 	"github.com/wps-bridge/bridge/internal/config"
@@ -57,10 +58,20 @@ func TestBridgeAgainstContainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	if _, err := kc.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: "wps-commands", NumPartitions: 3, ReplicationFactor: 1},
-	}}); err != nil {
+	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("wps-commands"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "wps-commands", 3, 1
+	create.Topics = append(create.Topics, ct)
+	created, err := create.RequestWith(ctx, kc)
+	if err == nil && created.Topics[0].ErrorCode != 0 {
+		err = fmt.Errorf("error code %d", created.Topics[0].ErrorCode)
+	}
+	if err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
 
@@ -132,13 +143,11 @@ http: {listen: ""}
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "wps-commands", RequiredAcks: kafka.RequireAll}
-	defer w.Close()
 	for i := range perSource {
 		if _, err := js.Publish(ctx, "wps.cmd", []byte(body("js", i))); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.WriteMessages(ctx, kafka.Message{Value: []byte(body("kafka", i))}); err != nil {
+		if err := kc.ProduceSync(ctx, &kgo.Record{Value: []byte(body("kafka", i))}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}

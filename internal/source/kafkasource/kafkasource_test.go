@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 
 	"github.com/wps-bridge/bridge/internal/source"
@@ -121,16 +122,26 @@ func committed(t *testing.T, brokers []string, group string, partition int) int6
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
-	res, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {partition}}})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	rt.Partitions = []int32{int32(partition)}
+	req.Topics = append(req.Topics, rt)
+	res, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
 	}
-	for _, p := range res.Topics[topic] {
-		if p.Partition == partition {
-			return p.CommittedOffset
+	for _, tp := range res.Topics {
+		for _, p := range tp.Partitions {
+			if tp.Topic == topic && p.Partition == int32(partition) {
+				return p.Offset
+			}
 		}
 	}
 	return -1
@@ -238,11 +249,11 @@ func TestNakRedeliversWithoutRestart(t *testing.T) {
 	}
 }
 
-// TestRebalanceCommitsEndedGeneration: a member acks everything it read, a
-// second member joins, and the first generation's final commit means the
-// newcomer starts after the acked records even though the periodic commit
-// never ran.
-func TestRebalanceCommitsEndedGeneration(t *testing.T) {
+// TestRebalanceCommitsRevokedPartitions: a member acks everything it read, a
+// second member joins, and the final commit of the partition revoked from the
+// first member means the newcomer starts after the acked records even though
+// the periodic commit never ran.
+func TestRebalanceCommitsRevokedPartitions(t *testing.T) {
 	t.Parallel()
 	brokers := cluster(t, 2)
 	p := publisher(t, kafkasource.WriterConfig{Brokers: brokers, Topic: topic})
@@ -277,10 +288,10 @@ func TestRebalanceCommitsEndedGeneration(t *testing.T) {
 		}()
 	}
 	defer func() { cancel(); wg.Wait() }()
-	// Wait until each partition has a committed offset (the final commit of
-	// a's first generation), then publish new records to both partitions.
-	waitCommittedAtLeast(t, brokers, "g", 0)
-	waitCommittedAtLeast(t, brokers, "g", 1)
+	// Wait until a partition has a committed offset (the final commit of the
+	// partition the cooperative rebalance moved to b; a keeps the other),
+	// then publish new records to both partitions.
+	waitAnyCommitted(t, brokers, "g", 0, 1)
 	for i := range 4 {
 		publish(t, p, &source.Message{Body: fmt.Appendf(nil, "new-%d", i), Key: fmt.Appendf(nil, "n%d", i)})
 	}
@@ -298,12 +309,17 @@ func TestRebalanceCommitsEndedGeneration(t *testing.T) {
 	}
 }
 
-func waitCommittedAtLeast(t *testing.T, brokers []string, group string, partition int) {
+func waitAnyCommitted(t *testing.T, brokers []string, group string, partitions ...int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for committed(t, brokers, group, partition) < 1 {
+	for {
+		for _, p := range partitions {
+			if committed(t, brokers, group, p) >= 1 {
+				return
+			}
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("partition %d never committed", partition)
+			t.Fatalf("none of partitions %v committed", partitions)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -324,21 +340,25 @@ func TestPublisherAcksAllKeyHeadersAndTopic(t *testing.T) {
 		topic   string
 		body    string
 		key     string
-		headers []kafka.Header
+		headers []kgo.RecordHeader
 	}{
-		{topic, "v1", "k1", []kafka.Header{{Key: "wps-bridge-error", Value: []byte("bad")}, {Key: "a", Value: []byte("1")}, {Key: "a", Value: []byte("2")}}},
+		{topic, "v1", "k1", []kgo.RecordHeader{{Key: "wps-bridge-error", Value: []byte("bad")}, {Key: "a", Value: []byte("1")}, {Key: "a", Value: []byte("2")}}},
 		{"other", "v2", "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.topic, func(t *testing.T) {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: tc.topic, Partition: 0, MaxWait: 100 * time.Millisecond})
-			defer r.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			m, err := r.FetchMessage(ctx)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{tc.topic: {0: kgo.NewOffset().AtStart()}}))
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			fetches := cl.PollRecords(ctx, 1)
+			if err := fetches.Err0(); err != nil {
+				t.Fatal(err)
+			}
+			m := fetches.Records()[0]
 			if string(m.Value) != tc.body || string(m.Key) != tc.key || len(m.Headers) != len(tc.headers) {
 				t.Fatalf("got value %q key %q headers %v", m.Value, m.Key, m.Headers)
 			}

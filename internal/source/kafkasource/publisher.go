@@ -2,12 +2,12 @@ package kafkasource
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wps-bridge/bridge/internal/source"
 )
@@ -24,21 +24,20 @@ type WriterConfig struct {
 	// SASL and TLS are as for the Source.
 	SASL SASL
 	TLS  *TLSConfig
-	// BatchTimeout is how long a write waits for more messages to batch with
-	// (default 5ms; kafka-go's own default of 1s would delay every publish).
+	// BatchTimeout is how long a record waits for more records to batch with
+	// (default 5ms).
 	BatchTimeout time.Duration
-	// WriteTimeout bounds one produce request (default kafka-go's 10s).
+	// WriteTimeout bounds one produce request (default franz-go's 10s).
 	WriteTimeout time.Duration
 }
 
-// Publisher produces to Kafka with acks=all; Publish returns once every
-// in-sync replica stored the record. Records with a key go to the key's
-// partition (hash), others round-robin. Safe for concurrent use; concurrent
-// publishes are batched into one request.
+// Publisher produces to Kafka with acks=all (idempotent); Publish returns
+// once every in-sync replica stored the record. Records with a key go to the
+// key's partition (murmur2, as the Java client), others are spread. Safe for
+// concurrent use; concurrent publishes are batched into one request.
 type Publisher struct {
-	w         *kafka.Writer
-	transport *kafka.Transport
-	topic     string
+	cl    *kgo.Client
+	topic string
 }
 
 var _ source.Publisher = (*Publisher)(nil)
@@ -48,35 +47,22 @@ func NewPublisher(cfg WriterConfig) (*Publisher, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka publisher: brokers: at least one required")
 	}
-	mech, err := cfg.SASL.mechanism()
+	opts, err := clientOpts(cfg.Brokers, cfg.SASL, cfg.TLS, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, fmt.Errorf("kafka publisher: %w", err)
-	}
-	var tlsCfg *tls.Config
-	if cfg.TLS != nil {
-		if tlsCfg, err = cfg.TLS.Build(); err != nil {
-			return nil, fmt.Errorf("kafka publisher: %w", err)
-		}
-		if tlsCfg == nil {
-			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
 	}
 	if cfg.BatchTimeout <= 0 {
 		cfg.BatchTimeout = DefaultBatchTimeout
 	}
-	transport := &kafka.Transport{SASL: mech, TLS: tlsCfg}
-	return &Publisher{
-		topic:     cfg.Topic,
-		transport: transport,
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Brokers...),
-			Balancer:     &kafka.Hash{},
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: cfg.BatchTimeout,
-			WriteTimeout: cfg.WriteTimeout,
-			Transport:    transport,
-		},
-	}, nil
+	opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(cfg.BatchTimeout))
+	if cfg.WriteTimeout > 0 {
+		opts = append(opts, kgo.ProduceRequestTimeout(cfg.WriteTimeout))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka publisher: %w", err)
+	}
+	return &Publisher{cl: cl, topic: cfg.Topic}, nil
 }
 
 // Publish writes msg.Body, msg.Key and msg.Headers to msg.Subject, or to the
@@ -89,24 +75,23 @@ func (p *Publisher) Publish(ctx context.Context, msg *source.Message) error {
 	if topic == "" {
 		return errors.New("kafka publish: no topic")
 	}
-	km := kafka.Message{Topic: topic, Key: msg.Key, Value: msg.Body}
+	rec := &kgo.Record{Topic: topic, Key: msg.Key, Value: msg.Body}
 	if len(msg.Headers) > 0 {
-		km.Headers = make([]kafka.Header, len(msg.Headers))
+		rec.Headers = make([]kgo.RecordHeader, len(msg.Headers))
 		for i, h := range msg.Headers {
-			km.Headers[i] = kafka.Header{Key: h.Key, Value: []byte(h.Value)}
+			rec.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)}
 		}
 	}
-	if err := p.w.WriteMessages(ctx, km); err != nil {
+	if err := p.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return fmt.Errorf("kafka publish %q: %w", topic, err)
 	}
 	return nil
 }
 
-// Close flushes pending writes and closes the connections.
-func (p *Publisher) Close(context.Context) error {
-	err := p.w.Close()
-	// kafka.Writer.Close leaves the transport's connection pools running.
-	p.transport.CloseIdleConnections()
+// Close flushes pending writes (bounded by ctx) and closes the connections.
+func (p *Publisher) Close(ctx context.Context) error {
+	err := p.cl.Flush(ctx)
+	p.cl.Close()
 	if err != nil {
 		return fmt.Errorf("kafka publisher close: %w", err)
 	}

@@ -2,7 +2,6 @@ package kafkasource
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wps-bridge/bridge/internal/source"
 	"github.com/wps-bridge/bridge/internal/source/natssource"
@@ -26,10 +27,15 @@ const (
 	DefaultCommitInterval = time.Second
 	DefaultMaxUnacked     = 10000
 	DefaultMaxWait        = 500 * time.Millisecond
+	DefaultMaxBytes       = 1 << 20
+	maxPartitionBytes     = 256 << 10
 	DefaultSessionTimeout = 10 * time.Second
 	// NakDelay is how long a record naked with an error other than
 	// source.ErrShutdown waits before Read hands it out again.
 	NakDelay = time.Second
+	// finalCommitTimeout bounds the commit made when partitions are revoked
+	// and on Close.
+	finalCommitTimeout = 10 * time.Second
 )
 
 // Config configures a Kafka [Source].
@@ -49,8 +55,10 @@ type Config struct {
 	// StartOffset is where a partition without a committed offset starts:
 	// "first" (default) or "last".
 	StartOffset string
-	// MinBytes, MaxBytes and MaxWait tune the fetch requests (kafka-go
-	// defaults 1 byte, 1 MB; MaxWait default 500ms).
+	// MinBytes, MaxBytes and MaxWait tune the fetch requests: a broker
+	// answers once it has MinBytes (default 1) or MaxWait passed (default
+	// 500ms), with at most MaxBytes (default 16 MiB; at most 1 MiB per
+	// partition).
 	MinBytes, MaxBytes int
 	MaxWait            time.Duration
 	// CommitInterval is the period of offset commits (default 1s).
@@ -59,12 +67,12 @@ type Config struct {
 	// crashed replica) before giving its partitions to the others (default
 	// 10s; heartbeats go every SessionTimeout/10).
 	SessionTimeout time.Duration
-	// QueueCapacity bounds the records fetched and not yet Read (default
-	// 1024); each partition reader also holds up to 100 records.
+	// QueueCapacity is the most records one poll takes from the client's
+	// fetch buffer for Read to hand out (default 1024).
 	QueueCapacity int
 	// MaxUnacked bounds, per partition, the records Read and not yet passed
-	// by the commit watermark (default 10000). At the bound the partition's
-	// fetching pauses until the oldest record is acked.
+	// by the commit watermark (default 10000). At the bound Read waits until
+	// the partition's oldest record is acked.
 	MaxUnacked int
 }
 
@@ -83,6 +91,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = DefaultMaxWait
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.MinBytes <= 0 {
+		c.MinBytes = 1
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = DefaultSessionTimeout
@@ -109,66 +123,56 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) startOffset() (int64, error) {
+func (c *Config) startOffset() (kgo.Offset, error) {
 	switch strings.ToLower(c.StartOffset) {
 	case "first", "earliest":
-		return kafka.FirstOffset, nil
+		return kgo.NewOffset().AtStart(), nil
 	case "last", "latest":
-		return kafka.LastOffset, nil
+		return kgo.NewOffset().AtEnd(), nil
 	default:
-		return 0, fmt.Errorf("startOffset: %q is not first or last", c.StartOffset)
+		return kgo.Offset{}, fmt.Errorf("startOffset: %q is not first or last", c.StartOffset)
 	}
-}
-
-func (c *Config) dialer() (*kafka.Dialer, error) {
-	mech, err := c.SASL.mechanism()
-	if err != nil {
-		return nil, err
-	}
-	d := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, SASLMechanism: mech}
-	if c.TLS != nil {
-		tlsCfg, err := c.TLS.Build()
-		if err != nil {
-			return nil, err
-		}
-		if tlsCfg == nil { // TLS on, system roots
-			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		d.TLS = tlsCfg
-	}
-	return d, nil
 }
 
 // Source consumes Kafka topics as a member of a consumer group
 // (at-least-once, contiguous commits; see the package doc).
 type Source struct {
-	cfg         Config
-	logger      *slog.Logger
-	startOffset int64
-	dialer      *kafka.Dialer
+	cfg    Config
+	logger *slog.Logger
+	opts   []kgo.Opt
 
-	mu      sync.Mutex // guards cg, closed
-	cg      *kafka.ConsumerGroup
-	closed  bool
-	runDone chan struct{} // closed when run returns; nil before Connect
+	mu         sync.Mutex // guards cl, closed, windows
+	cl         *kgo.Client
+	closed     bool
+	windows    map[topicPartition]*window // the partitions assigned now
+	commitDone chan struct{}              // closed when commitLoop returns; nil before Connect
 
-	records   chan record
 	done      chan struct{} // closed at the start of Close
 	closeOnce sync.Once
 
-	// naked holds records naked with a retriable error, in nak order, until
-	// their NakDelay passed; nakSignal wakes a Read blocked without them.
-	nakMu     sync.Mutex
-	naked     []nakedRecord
-	nakSignal chan struct{}
+	// Read's own state: the records of the last poll and the next one to
+	// hand out (Read is called from one goroutine at a time).
+	buf []record
+	pos int
 
-	current atomic.Pointer[generation] // the latest generation, for Lag
+	// naked holds records naked with a retriable error, in nak order, until
+	// their NakDelay passed; wakePoll interrupts a poll blocked in Read so
+	// that it waits for them too.
+	nakMu    sync.Mutex
+	naked    []nakedRecord
+	nakedN   atomic.Int32
+	wakePoll context.CancelFunc
 }
 
-// record is a fetched Kafka message on its way to Read.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// record is a fetched Kafka record and the window of the assignment it was
+// fetched in.
 type record struct {
-	msg kafka.Message
-	gen *generation
+	r   *kgo.Record
 	win *window
 }
 
@@ -176,13 +180,6 @@ type record struct {
 type nakedRecord struct {
 	rec record
 	due time.Time
-}
-
-// generation is this member's view of one consumer-group generation.
-type generation struct {
-	gen     *kafka.Generation
-	windows []*window
-	ended   atomic.Bool // set before the generation's final commit
 }
 
 var (
@@ -197,23 +194,38 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("kafkasource %q: %w", cfg.Name, err)
 	}
-	start, _ := cfg.startOffset()
-	dialer, err := cfg.dialer()
-	if err != nil {
-		return nil, fmt.Errorf("kafkasource %q: %w", cfg.Name, err)
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Source{
-		cfg:         cfg,
-		logger:      logger.With("source", cfg.Name, "group", cfg.Group),
-		startOffset: start,
-		dialer:      dialer,
-		records:     make(chan record, cfg.QueueCapacity),
-		done:        make(chan struct{}),
-		nakSignal:   make(chan struct{}, 1),
-	}, nil
+	logger = logger.With("source", cfg.Name, "group", cfg.Group)
+	s := &Source{
+		cfg:     cfg,
+		logger:  logger,
+		windows: make(map[topicPartition]*window),
+		done:    make(chan struct{}),
+	}
+	opts, err := clientOpts(cfg.Brokers, cfg.SASL, cfg.TLS, logger)
+	if err != nil {
+		return nil, fmt.Errorf("kafkasource %q: %w", cfg.Name, err)
+	}
+	start, _ := cfg.startOffset()
+	s.opts = append(opts,
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.ConsumeStartOffset(start),
+		kgo.DisableAutoCommit(),
+		// A crashed replica's partitions move after SessionTimeout.
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.HeartbeatInterval(cfg.SessionTimeout/10),
+		kgo.FetchMinBytes(int32(cfg.MinBytes)),
+		kgo.FetchMaxBytes(int32(cfg.MaxBytes)),
+		kgo.FetchMaxPartitionBytes(int32(min(cfg.MaxBytes, maxPartitionBytes))),
+		kgo.FetchMaxWait(cfg.MaxWait),
+		kgo.OnPartitionsAssigned(s.assigned),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.lost),
+	)
+	return s, nil
 }
 
 // Connect checks that a broker answers (and accepts the credentials), then
@@ -225,225 +237,176 @@ func (s *Source) Connect(ctx context.Context) error {
 	if s.closed {
 		return source.ErrEndOfInput
 	}
-	if s.cg != nil {
+	if s.cl != nil {
 		return nil
 	}
-	if err := s.probe(ctx); err != nil {
-		return fmt.Errorf("kafkasource %q: %w", s.cfg.Name, err)
-	}
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:          s.cfg.Group,
-		Brokers:     s.cfg.Brokers,
-		Dialer:      s.dialer,
-		Topics:      s.cfg.Topics,
-		StartOffset: s.startOffset,
-		// A crashed replica's partitions move after SessionTimeout.
-		SessionTimeout:    s.cfg.SessionTimeout,
-		HeartbeatInterval: s.cfg.SessionTimeout / 10,
-		Logger:            kafka.LoggerFunc(s.kafkaLog(slog.LevelDebug)),
-		ErrorLogger:       kafka.LoggerFunc(s.kafkaLog(slog.LevelWarn)),
-	})
+	cl, err := kgo.NewClient(s.opts...)
 	if err != nil {
-		return fmt.Errorf("kafkasource %q: consumer group: %w", s.cfg.Name, err)
+		return fmt.Errorf("kafkasource %q: client: %w", s.cfg.Name, err)
 	}
-	s.cg = cg
-	s.runDone = make(chan struct{})
-	go s.run(cg)
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return fmt.Errorf("kafkasource %q: brokers %s: %w", s.cfg.Name, strings.Join(s.cfg.Brokers, ","), err)
+	}
+	s.cl = cl
+	s.commitDone = make(chan struct{})
+	go s.commitLoop(cl)
 	return nil
 }
 
-// probe dials the brokers in turn until one completes a connection
-// (including TLS and SASL).
-func (s *Source) probe(ctx context.Context) error {
-	var errs []error
-	for _, b := range s.cfg.Brokers {
-		conn, err := s.dialer.DialContext(ctx, "tcp", b)
-		if err == nil {
-			if err := conn.Close(); err != nil {
-				s.logger.Debug("kafka probe close", "broker", b, "err", err)
+// assigned opens a fresh window for each partition the group gave this
+// member.
+func (s *Source) assigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	var names []string
+	s.mu.Lock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			s.windows[topicPartition{topic, p}] = newWindow(topic, int(p), s.cfg.MaxUnacked)
+			names = append(names, fmt.Sprintf("%s/%d", topic, p))
+		}
+	}
+	s.mu.Unlock()
+	if len(names) > 0 {
+		s.logger.Info("kafka partitions assigned", "partitions", names)
+	}
+}
+
+// revoked ends the windows of the partitions taken away and commits their
+// watermarks: the partitions' next owners start from there. franz-go holds
+// the rebalance until this returns, so the commit is still accepted.
+func (s *Source) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	ws := s.take(parts)
+	if len(ws) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, finalCommitTimeout)
+	defer cancel()
+	if err := s.commit(ctx, cl, ws); err != nil {
+		s.logger.Warn("kafka final commit of revoked partitions failed (their uncommitted records will be redelivered)", "err", err)
+	}
+	s.logger.Info("kafka partitions revoked", "partitions", len(ws))
+}
+
+// lost ends the windows of partitions this member lost without a chance to
+// commit (its session expired): their next owner reads again from the last
+// commit.
+func (s *Source) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	if ws := s.take(parts); len(ws) > 0 {
+		s.logger.Warn("kafka partitions lost (uncommitted records will be redelivered)", "partitions", len(ws))
+	}
+}
+
+// take removes the windows of parts from the assignment and ends them:
+// their records still waiting for Read are dropped, and acks of their
+// records in flight no longer count.
+func (s *Source) take(parts map[string][]int32) []*window {
+	var ws []*window
+	s.mu.Lock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			tp := topicPartition{topic, p}
+			if w := s.windows[tp]; w != nil {
+				delete(s.windows, tp)
+				ws = append(ws, w)
 			}
-			return nil
-		}
-		errs = append(errs, fmt.Errorf("broker %s: %w", b, err))
-		if ctx.Err() != nil {
-			break
 		}
 	}
-	return errors.Join(errs...)
-}
-
-func (s *Source) kafkaLog(level slog.Level) func(string, ...any) {
-	return func(format string, args ...any) {
-		if s.logger.Enabled(context.Background(), level) {
-			s.logger.Log(context.Background(), level, "kafka: "+strings.TrimSpace(fmt.Sprintf(format, args...)))
-		}
+	s.mu.Unlock()
+	for _, w := range ws {
+		w.end()
 	}
+	return ws
 }
 
-// run takes each generation of the group in turn until the group is closed.
-func (s *Source) run(cg *kafka.ConsumerGroup) {
-	defer close(s.runDone)
+// current returns the windows of the partitions assigned now.
+func (s *Source) current() []*window {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := make([]*window, 0, len(s.windows))
+	for _, w := range s.windows {
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+func (s *Source) window(topic string, partition int32) *window {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.windows[topicPartition{topic, partition}]
+}
+
+// commitLoop commits the watermarks that moved every CommitInterval until
+// Close.
+func (s *Source) commitLoop(cl *kgo.Client) {
+	defer close(s.commitDone)
 	ctx, cancel := source.UntilClosed(context.Background(), s.done)
 	defer cancel()
-	for {
-		gen, err := cg.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
-				return
-			}
-			// kafka-go backs off and rejoins by itself.
-			s.logger.Warn("kafka consumer group join failed; retrying", "err", err)
-			continue
-		}
-		s.startGeneration(gen)
-	}
-}
-
-// startGeneration starts one reader per assigned partition and the
-// generation's committer; kafka-go waits for all of them to return before it
-// rejoins, so the final commit happens while the generation is still valid.
-func (s *Source) startGeneration(kg *kafka.Generation) {
-	g := &generation{gen: kg}
-	var assigned []string
-	for topic, parts := range kg.Assignments {
-		for _, p := range parts {
-			w := newWindow(topic, p.ID, s.cfg.MaxUnacked)
-			w.start = p.Offset
-			g.windows = append(g.windows, w)
-			assigned = append(assigned, fmt.Sprintf("%s/%d@%d", topic, p.ID, p.Offset))
-			offset := p.Offset
-			kg.Start(func(ctx context.Context) { s.readPartition(ctx, g, w, offset) })
-		}
-	}
-	s.current.Store(g)
-	s.logger.Info("kafka generation started", "generation", kg.ID, "member", kg.MemberID, "partitions", assigned)
-	kg.Start(func(ctx context.Context) { s.commitLoop(ctx, g) })
-}
-
-// readPartition fetches one partition into s.records until the generation
-// ends, pausing while the records channel or the partition window is full.
-func (s *Source) readPartition(ctx context.Context, g *generation, w *window, offset int64) {
-	rc := kafka.ReaderConfig{
-		Brokers:     s.cfg.Brokers,
-		Topic:       w.topic,
-		Partition:   w.partition,
-		Dialer:      s.dialer,
-		MinBytes:    s.cfg.MinBytes,
-		MaxBytes:    s.cfg.MaxBytes,
-		MaxWait:     s.cfg.MaxWait,
-		ErrorLogger: kafka.LoggerFunc(s.kafkaLog(slog.LevelWarn)),
-	}
-	if err := rc.Validate(); err != nil {
-		s.logger.Error("kafka partition reader config", "topic", w.topic, "partition", w.partition, "err", err)
-		return
-	}
-	r := kafka.NewReader(rc)
-	defer func() {
-		if err := r.Close(); err != nil {
-			s.logger.Debug("kafka partition reader close", "topic", w.topic, "partition", w.partition, "err", err)
-		}
-	}()
-	if err := r.SetOffset(offset); err != nil {
-		s.logger.Error("kafka set offset", "topic", w.topic, "partition", w.partition, "offset", offset, "err", err)
-		return
-	}
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			s.logger.Warn("kafka fetch failed", "topic", w.topic, "partition", w.partition, "err", err)
-			select { // kafka-go retries inside; this only bounds a hot error loop
-			case <-time.After(time.Second):
-				continue
-			case <-ctx.Done():
-				return
-			}
-		}
-		w.hwm.Store(m.HighWaterMark)
-		for !w.add(m.Offset) {
-			select {
-			case <-w.space:
-			case <-ctx.Done():
-				return
-			}
-		}
-		select {
-		case s.records <- record{msg: m, gen: g, win: w}:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// commitLoop commits the generation's watermarks every CommitInterval and
-// once more when the generation ends (rebalance or Close).
-func (s *Source) commitLoop(ctx context.Context, g *generation) {
 	t := time.NewTicker(s.cfg.CommitInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			if err := s.commit(g); err != nil {
-				s.logger.Warn("kafka commit failed; will retry", "generation", g.gen.ID, "err", err)
+			if err := s.commit(ctx, cl, s.current()); err != nil && ctx.Err() == nil {
+				s.logger.Warn("kafka commit failed; will retry", "err", err)
 			}
 		case <-ctx.Done():
-			g.ended.Store(true)
-			if err := s.commit(g); err != nil {
-				s.logger.Warn("kafka final commit of generation failed (its uncommitted records will be redelivered)",
-					"generation", g.gen.ID, "err", err)
-			}
-			s.logger.Info("kafka generation ended", "generation", g.gen.ID)
 			return
 		}
 	}
 }
 
-// commit sends the watermarks that moved since the last commit.
-func (s *Source) commit(g *generation) error {
-	var offsets map[string]map[int]int64
-	type done struct {
-		w      *window
-		offset int64
-	}
-	var committed []done
-	for _, w := range g.windows {
+// commit sends the watermarks of ws that moved since their last commit and
+// waits for the answer.
+func (s *Source) commit(ctx context.Context, cl *kgo.Client, ws []*window) error {
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	moved := make(map[topicPartition]*window)
+	for _, w := range ws {
 		off, ok := w.toCommit()
 		if !ok {
 			continue
 		}
-		if offsets == nil {
-			offsets = make(map[string]map[int]int64)
-		}
 		if offsets[w.topic] == nil {
-			offsets[w.topic] = make(map[int]int64)
+			offsets[w.topic] = make(map[int32]kgo.EpochOffset)
 		}
-		offsets[w.topic][w.partition] = off
-		committed = append(committed, done{w, off})
+		offsets[w.topic][int32(w.partition)] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		moved[topicPartition{w.topic, int32(w.partition)}] = w
 	}
-	if offsets == nil {
+	if len(moved) == 0 {
 		return nil
 	}
-	if err := g.gen.CommitOffsets(offsets); err != nil {
-		return fmt.Errorf("commit offsets: %w", err)
-	}
-	for _, c := range committed {
-		c.w.committedAt(c.offset)
+	var errs []error
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				tp := topicPartition{t.Topic, p.Partition}
+				w := moved[tp]
+				if w == nil {
+					continue
+				}
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					errs = append(errs, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err))
+					continue
+				}
+				w.committedAt(offsets[t.Topic][p.Partition].Offset)
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("commit offsets: %w", errors.Join(errs...))
 	}
 	return nil
 }
 
-// Lag sums, over the partitions of the current generation, the records
-// between the committed offset and the last fetched high watermark (an
-// estimate refreshed by every fetch).
+// Lag sums, over the partitions assigned now, the records between the
+// committed offset and the last fetched high watermark (an estimate
+// refreshed by every fetch).
 func (s *Source) Lag(context.Context) (int64, error) {
-	g := s.current.Load()
-	if g == nil {
-		return 0, nil
-	}
 	var n int64
-	for _, w := range g.windows {
+	for _, w := range s.current() {
 		n += w.lag()
 	}
 	return n, nil
@@ -451,8 +414,8 @@ func (s *Source) Lag(context.Context) (int64, error) {
 
 // Read returns the next record. It blocks until one is fetched or a naked
 // one is due again, ctx is done (ctx.Err()) or the source is closed
-// (source.ErrEndOfInput). Records of a generation that ended while they
-// waited are skipped: the partition's next owner reads them again from the
+// (source.ErrEndOfInput). Records of a partition revoked while they waited
+// are skipped: the partition's next owner reads them again from the
 // committed offset.
 //
 // The AckFunc with a nil error lets the record's offset be committed once
@@ -460,7 +423,7 @@ func (s *Source) Lag(context.Context) (int64, error) {
 // watermark stays below the record: with source.ErrShutdown nothing else
 // happens (the next owner reads it again from the committed offset); with
 // any other error Read hands the record out again after NakDelay, as long
-// as its generation lasts (Kafka cannot redeliver one record, so the
+// as the partition stays assigned (Kafka cannot redeliver one record, so the
 // adapter does).
 func (s *Source) Read(ctx context.Context) (*source.Message, source.AckFunc, error) {
 	if err := s.Connect(ctx); err != nil {
@@ -475,71 +438,131 @@ func (s *Source) Read(ctx context.Context) (*source.Message, source.AckFunc, err
 			return nil, nil, source.ErrEndOfInput
 		default:
 		}
-		rec, ok, wait := s.dueNaked(time.Now())
-		if ok {
-			if rec.gen.ended.Load() {
+		if s.nakedN.Load() > 0 {
+			if rec, ok := s.dueNaked(time.Now()); ok {
+				if rec.win.ended.Load() {
+					continue
+				}
+				return s.deliver(rec)
+			}
+		}
+		if s.pos < len(s.buf) {
+			rec := s.buf[s.pos]
+			if !rec.win.ended.Load() {
+				if err := s.track(ctx, rec); err != nil {
+					return nil, nil, err // the record stays next in line
+				}
+			}
+			s.buf[s.pos] = record{}
+			s.pos++
+			if rec.win.ended.Load() {
 				continue
 			}
 			return s.deliver(rec)
 		}
-		rec, err := s.next(ctx, wait)
-		if err != nil {
+		if err := s.poll(ctx); err != nil {
 			return nil, nil, err
 		}
-		if rec.gen == nil || rec.gen.ended.Load() {
-			continue // woken for a naked record, or a stale one
+	}
+}
+
+// track adds rec to its partition's window, waiting while the window is
+// full. It returns nil also when the window ended meanwhile.
+func (s *Source) track(ctx context.Context, rec record) error {
+	for !rec.win.add(rec.r.Offset) {
+		select {
+		case <-rec.win.space:
+			if rec.win.ended.Load() {
+				return nil
+			}
+		case <-s.done:
+			return source.ErrEndOfInput
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		return s.deliver(rec)
 	}
+	return nil
 }
 
-// next waits for a fetched record, for wait to pass (when positive) or for a
-// new naked record; the last two return the zero record.
-func (s *Source) next(ctx context.Context, wait time.Duration) (record, error) {
-	var due <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		due = t.C
+// poll refills s.buf from the client. It returns nil with an empty buffer
+// when a naked record came due or was added meanwhile.
+func (s *Source) poll(ctx context.Context) error {
+	s.mu.Lock()
+	cl := s.cl
+	s.mu.Unlock()
+
+	s.nakMu.Lock()
+	var pollCtx context.Context
+	var cancel context.CancelFunc
+	if len(s.naked) > 0 {
+		pollCtx, cancel = context.WithDeadline(ctx, s.naked[0].due)
+	} else {
+		pollCtx, cancel = context.WithCancel(ctx)
 	}
-	select {
-	case rec := <-s.records:
-		return rec, nil
-	case <-due:
-	case <-s.nakSignal:
-	case <-s.done:
-		return record{}, source.ErrEndOfInput
-	case <-ctx.Done():
-		return record{}, ctx.Err()
+	s.wakePoll = cancel
+	s.nakMu.Unlock()
+
+	fetches := cl.PollRecords(pollCtx, s.cfg.QueueCapacity)
+
+	s.nakMu.Lock()
+	s.wakePoll = nil
+	s.nakMu.Unlock()
+	cancel()
+
+	if fetches.IsClientClosed() {
+		return source.ErrEndOfInput
 	}
-	return record{}, nil
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	clear(s.buf)
+	s.buf, s.pos = s.buf[:0], 0
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if p.Err != nil {
+			if !errors.Is(p.Err, context.Canceled) && !errors.Is(p.Err, context.DeadlineExceeded) {
+				s.logger.Warn("kafka fetch failed", "topic", p.Topic, "partition", p.Partition, "err", p.Err)
+			}
+			return
+		}
+		if len(p.Records) == 0 {
+			return
+		}
+		w := s.window(p.Topic, p.Partition)
+		if w == nil {
+			s.logger.Warn("kafka records of a partition not assigned here dropped", "topic", p.Topic, "partition", p.Partition, "records", len(p.Records))
+			return
+		}
+		w.hwm.Store(p.HighWatermark)
+		for _, r := range p.Records {
+			s.buf = append(s.buf, record{r: r, win: w})
+		}
+	})
+	return nil
 }
 
-// dueNaked pops the oldest naked record if its delay passed; otherwise it
-// returns how long until it is due (0 when none waits).
-func (s *Source) dueNaked(now time.Time) (record, bool, time.Duration) {
+// dueNaked pops the oldest naked record if its delay passed.
+func (s *Source) dueNaked(now time.Time) (record, bool) {
 	s.nakMu.Lock()
 	defer s.nakMu.Unlock()
-	if len(s.naked) == 0 {
-		return record{}, false, 0
+	if len(s.naked) == 0 || s.naked[0].due.After(now) {
+		return record{}, false
 	}
 	first := s.naked[0]
-	if wait := first.due.Sub(now); wait > 0 {
-		return record{}, false, wait
-	}
 	s.naked[0] = nakedRecord{}
 	s.naked = s.naked[1:]
-	return first.rec, true, 0
+	s.nakedN.Add(-1)
+	return first.rec, true
 }
 
-// nak queues rec to be handed out again after NakDelay.
+// nak queues rec to be handed out again after NakDelay, and wakes a poll
+// blocked in Read so that it waits for the record too.
 func (s *Source) nak(rec record) {
 	s.nakMu.Lock()
+	defer s.nakMu.Unlock()
 	s.naked = append(s.naked, nakedRecord{rec: rec, due: time.Now().Add(NakDelay)})
-	s.nakMu.Unlock()
-	select {
-	case s.nakSignal <- struct{}{}:
-	default:
+	s.nakedN.Add(1)
+	if s.wakePoll != nil {
+		s.wakePoll()
 	}
 }
 
@@ -552,8 +575,8 @@ type delivery struct {
 func (d *delivery) ack(_ context.Context, err error) error {
 	switch {
 	case err == nil:
-		d.rec.win.ack(d.rec.msg.Offset)
-	case errors.Is(err, source.ErrShutdown), d.rec.gen.ended.Load():
+		d.rec.win.ack(d.rec.r.Offset)
+	case errors.Is(err, source.ErrShutdown), d.rec.win.ended.Load():
 		// Left uncommitted: the partition's next owner reads it again.
 	default:
 		d.s.nak(d.rec)
@@ -562,20 +585,20 @@ func (d *delivery) ack(_ context.Context, err error) error {
 }
 
 func (s *Source) deliver(rec record) (*source.Message, source.AckFunc, error) {
-	m := rec.msg
+	r := rec.r
 	d := &delivery{s: s, rec: rec}
 	d.msg = source.Message{
 		Source:    s.cfg.Name,
-		Body:      m.Value,
-		Subject:   m.Topic,
-		Topic:     m.Topic,
-		Key:       m.Key,
-		Partition: int32(m.Partition),
-		Offset:    m.Offset,
+		Body:      r.Value,
+		Subject:   r.Topic,
+		Topic:     r.Topic,
+		Key:       r.Key,
+		Partition: r.Partition,
+		Offset:    r.Offset,
 	}
-	if len(m.Headers) > 0 {
-		h := make(source.Headers, len(m.Headers))
-		for i, kv := range m.Headers {
+	if len(r.Headers) > 0 {
+		h := make(source.Headers, len(r.Headers))
+		for i, kv := range r.Headers {
 			h[i] = source.Header{Key: kv.Key, Value: string(kv.Value)}
 		}
 		d.msg.Headers = h
@@ -586,9 +609,8 @@ func (s *Source) deliver(rec record) (*source.Message, source.AckFunc, error) {
 // Close stops fetching, commits every partition's watermark, leaves the
 // group and makes pending and future Reads return source.ErrEndOfInput.
 // Records Read but not acked stay uncommitted and are redelivered to the
-// group. It waits for the group to be left (kafka-go offers no deadline for
-// it; ctx is not used). Idempotent.
-func (s *Source) Close(context.Context) error {
+// group. The final commit is bounded by ctx and by 10s. Idempotent.
+func (s *Source) Close(ctx context.Context) error {
 	first := false
 	s.closeOnce.Do(func() { first = true; close(s.done) })
 	if !first {
@@ -596,16 +618,20 @@ func (s *Source) Close(context.Context) error {
 	}
 	s.mu.Lock()
 	s.closed = true
-	cg, runDone := s.cg, s.runDone
+	cl, commitDone := s.cl, s.commitDone
 	s.mu.Unlock()
-	if cg == nil {
+	if cl == nil {
 		return nil
 	}
-	// Closing the group ends the generation: partition readers stop, the
-	// committer commits, then the member leaves the group.
-	if err := cg.Close(); err != nil {
-		return fmt.Errorf("kafkasource %q: close group: %w", s.cfg.Name, err)
+	<-commitDone
+	ctx, cancel := context.WithTimeout(ctx, finalCommitTimeout)
+	defer cancel()
+	err := s.commit(ctx, cl, s.current())
+	// Leaving the group revokes every partition: revoked commits what was
+	// acked since, and ends the windows.
+	cl.Close()
+	if err != nil {
+		return fmt.Errorf("kafkasource %q: final commit: %w", s.cfg.Name, err)
 	}
-	<-runDone
 	return nil
 }

@@ -26,10 +26,14 @@ type window struct {
 	// found it full.
 	space chan struct{}
 
-	// start is the offset the partition was assigned at (negative: a
-	// first/last sentinel); hwm is the high watermark of the last fetch.
+	// start is the first offset added (-1 before); hwm is the high
+	// watermark of the last fetch.
 	start int64
 	hwm   atomic.Int64
+
+	// ended is set when the partition is revoked or lost: its records are
+	// no longer handed out and its watermark no longer committed.
+	ended atomic.Bool
 }
 
 type windowEntry struct {
@@ -64,8 +68,20 @@ func (w *window) add(offset int64) bool {
 		w.entries = w.entries[:n]
 		w.head = 0
 	}
+	if w.start < 0 {
+		w.start = offset
+	}
 	w.entries = append(w.entries, windowEntry{offset: offset})
 	return true
+}
+
+// end marks the window ended and wakes an add waiting for space.
+func (w *window) end() {
+	w.ended.Store(true)
+	select {
+	case w.space <- struct{}{}:
+	default:
+	}
 }
 
 // ack marks offset as finished and advances the watermark over the gap-free
@@ -118,15 +134,16 @@ func (w *window) pending() int {
 	return len(w.entries) - w.head
 }
 
-// lag is the records between the committed position (or the assigned start
-// before the first commit) and the last seen high watermark; 0 when unknown.
+// lag is the records between the committed position (or the first offset
+// read before the first commit) and the last seen high watermark; 0 when
+// unknown.
 func (w *window) lag() int64 {
 	w.mu.Lock()
 	base := w.committed
-	w.mu.Unlock()
 	if base < 0 {
 		base = w.start
 	}
+	w.mu.Unlock()
 	hwm := w.hwm.Load()
 	if base < 0 || hwm <= base {
 		return 0

@@ -103,10 +103,10 @@ func TestWindowLag(t *testing.T) {
 	if got := w.lag(); got != 0 {
 		t.Errorf("lag with nothing known = %d, want 0", got)
 	}
-	w.start = 10
+	w.add(10)
 	w.hwm.Store(25)
 	if got := w.lag(); got != 15 {
-		t.Errorf("lag from the assigned start = %d, want 15", got)
+		t.Errorf("lag from the first offset read = %d, want 15", got)
 	}
 	w.committed = 20
 	if got := w.lag(); got != 5 {
