@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,6 +42,10 @@ type envelope struct {
 	ExpiresAt         string          `json:"expiresAt"`
 }
 
+// envelopePool recycles the envelopes of single-envelope bodies: a Command
+// copies what it needs out of its envelope.
+var envelopePool = sync.Pool{New: func() any { return new(envelope) }}
+
 // envelopeTypeProbe has the list members as raw values, to find which entry
 // of a list has the wrong type.
 type envelopeTypeProbe struct {
@@ -56,11 +61,16 @@ func (d *Decoder) decodeEnvelopes(msg *source.Message, r *route, hv *headerValue
 	}
 	switch body[0] {
 	case '{':
-		var e envelope
-		if err := json.Unmarshal(body, &e); err != nil {
-			return nil, jsonDecodeError(err, body, -1)
+		e := envelopePool.Get().(*envelope)
+		defer envelopePool.Put(e)
+		*e = envelope{}
+		if !fastEnvelope(body, e) {
+			*e = envelope{}
+			if err := json.Unmarshal(body, e); err != nil {
+				return nil, jsonDecodeError(err, body, -1)
+			}
 		}
-		c, err := d.fromEnvelope(&e, r, msg, hv)
+		c, err := d.fromEnvelope(e, r, msg, hv)
 		if err != nil {
 			return nil, err
 		}
