@@ -115,27 +115,11 @@ func foldsToMember(key []byte) bool {
 		}
 	}
 	for _, m := range envelopeMembers {
-		if len(m) == len(key) && asciiEqualFold(m, key) {
+		if equalFoldASCII(m, string(key)) {
 			return true
 		}
 	}
 	return false
-}
-
-func asciiEqualFold(s string, b []byte) bool {
-	for i := 0; i < len(s); i++ {
-		x, y := s[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // member decodes the value of member f into e.

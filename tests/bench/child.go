@@ -61,6 +61,8 @@ type childConfig struct {
 // snapshot is a child's resource counters at one instant.
 type snapshot struct {
 	CPU     time.Duration `json:"cpu"`     // user + system CPU time of the process
+	SysCPU  time.Duration `json:"sysCpu"`  // system (kernel) CPU time of the process
+	CtxSw   int64         `json:"ctxsw"`   // voluntary + involuntary context switches
 	Mallocs uint64        `json:"mallocs"` // heap objects allocated since start
 	Bytes   uint64        `json:"bytes"`   // heap bytes allocated since start
 	HWM     int64         `json:"hwmKB"`   // peak RSS (VmHWM), KiB
@@ -90,6 +92,8 @@ func takeSnapshot(sys system) snapshot {
 	runtime.ReadMemStats(&ms)
 	s := snapshot{
 		CPU:     time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		SysCPU:  time.Duration(ru.Stime.Nano()),
+		CtxSw:   ru.Nvcsw + ru.Nivcsw,
 		Mallocs: ms.Mallocs,
 		Bytes:   ms.TotalAlloc,
 	}
@@ -268,14 +272,17 @@ type child struct {
 	ready snapshot
 }
 
-// startChild starts self (the program or the test binary) as a child with cfg
-// and waits for its ready line.
-func startChild(ctx context.Context, self string, cfg childConfig) (*child, error) {
+// startChild starts self (the program or the test binary) as a child with cfg,
+// under the wrap command when one is given, and waits for its ready line.
+func startChild(ctx context.Context, self string, wrap []string, cfg childConfig) (*child, error) {
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encode child config: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, self)
+	if len(wrap) > 0 {
+		cmd = exec.CommandContext(ctx, wrap[0], append(wrap[1:], self)...)
+	}
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +37,7 @@ type options struct {
 	CPUProfile string        // -cpuprofile: prefix of per-child CPU profiles
 	MemProfile string        // -memprofile: prefix of per-child allocation profiles
 	Self       string        // the executable re-run as a child; "" = os.Executable
+	ChildWrap  []string      // -child-wrap: command (and arguments) each child runs under, e.g. valgrind
 }
 
 func defaultOptions() options {
@@ -93,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Partitions, "partitions", o.Partitions, "partitions of each Kafka topic")
 	fs.IntVar(&o.Repeat, "repeat", o.Repeat, "measure each system this many times, alternating which goes first; the table shows medians")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write each child's CPU profile to `prefix`.<source>.<system>.pprof, and the parent's (brokers and sink) during each drain to `prefix`.<source>.<system>.parent.pprof")
+	childWrap := fs.String("child-wrap", "", "run each child under this `command` (space-separated), e.g. \"valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p\" to count instructions")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write each child's allocation profile to `prefix`.<source>.<system>.pprof")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -107,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	o.Sources = splitList(*sources)
 	o.Systems = splitList(*systems)
+	o.ChildWrap = strings.Fields(*childWrap)
 	return o, o.validate()
 }
 
@@ -162,6 +164,8 @@ type result struct {
 	P50, P99, Max  time.Duration // latency phase
 	LatencySamples int
 	CPU            time.Duration // process CPU over the drain
+	SysCPU         time.Duration // of which in the kernel
+	CtxSw          int64         // context switches over the drain
 	ParentCPU      time.Duration // CPU of this process (brokers and sink) over the drain
 	Mallocs        uint64        // heap objects allocated over the drain
 	PeakRSSKB      int64         // VmHWM at the end
@@ -345,26 +349,6 @@ func (b *bench) childConfig(src, sys, durable string, subjects []string) childCo
 	return c
 }
 
-// profileParent starts a CPU profile of the parent (brokers and sink) for
-// one drain when -cpuprofile is set; the returned func stops it.
-func (b *bench) profileParent(src, name string) (func(), error) {
-	if b.o.CPUProfile == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(fmt.Sprintf("%s.%s.%s.parent.pprof", b.o.CPUProfile, src, name))
-	if err != nil {
-		return nil, fmt.Errorf("parent cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("parent cpu profile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
-	}, nil
-}
-
 // stall is how long a run may make no progress before it fails.
 const stall = 60 * time.Second
 
@@ -375,7 +359,7 @@ func (b *bench) measure(ctx context.Context, src, sys string, rep int) (result, 
 	name := measurementName(sys, rep)
 	subjects := []string{drainSubject(src), liveSubject(src, name)}
 	b.sink.reset(false)
-	c, err := startChild(ctx, b.o.Self, b.childConfig(src, sys, name, subjects))
+	c, err := startChild(ctx, b.o.Self, b.o.ChildWrap, b.childConfig(src, sys, name, subjects))
 	if err != nil {
 		return res, err
 	}
@@ -385,9 +369,14 @@ func (b *bench) measure(ctx context.Context, src, sys string, rep int) (result, 
 		}
 	}()
 	want := int64(b.o.N)
-	stopProfile, err := b.profileParent(src, name)
+	// The parent's profile (brokers and sink) during the drain.
+	parentProfile := ""
+	if b.o.CPUProfile != "" {
+		parentProfile = fmt.Sprintf("%s.%s.%s.parent.pprof", b.o.CPUProfile, src, name)
+	}
+	stopProfile, err := startCPUProfile(parentProfile)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("parent: %w", err)
 	}
 	parentStart := takeSnapshot(nil).CPU
 	at, err := b.sink.waitFor(ctx, want, stall, nil)
@@ -406,9 +395,12 @@ func (b *bench) measure(ctx context.Context, src, sys string, rep int) (result, 
 		return res, err
 	}
 	res.CPU = mark.CPU - c.ready.CPU
+	res.SysCPU = mark.SysCPU - c.ready.SysCPU
+	res.CtxSw = mark.CtxSw - c.ready.CtxSw
 	res.Mallocs = mark.Mallocs - c.ready.Mallocs
-	b.progress("%s/%s: drained %d in %s (%.0f msg/s, %.3f calls/msg, %.2f CPU s/100k, %.1f allocs/msg; brokers+sink %.2f CPU s/100k)",
+	b.progress("%s/%s: drained %d in %s (%.0f msg/s, %.3f calls/msg, %.2f CPU s/100k of which %.2f kernel, %.2f context switches/msg, %.1f allocs/msg; brokers+sink %.2f CPU s/100k)",
 		src, name, res.Messages, res.Drain.Round(time.Millisecond), res.rate(), res.callsPerMsg(), res.cpuPer100k(),
+		ratio(res.SysCPU.Seconds()*100_000, float64(res.Messages)), ratio(float64(res.CtxSw), float64(res.Messages)),
 		res.allocsPerMsg(), res.parentCPUPer100k())
 
 	live := int64(0)
@@ -489,7 +481,7 @@ func (b *bench) coalesce(ctx context.Context, src string, on bool) (coalesceResu
 	cfg := b.childConfig(src, sysBridge, durable, []string{subject})
 	cfg.Coalesce, cfg.CoalesceMatch = on, subject
 	b.sink.reset(false)
-	c, err := startChild(ctx, b.o.Self, cfg)
+	c, err := startChild(ctx, b.o.Self, b.o.ChildWrap, cfg)
 	if err != nil {
 		return res, err
 	}
@@ -530,7 +522,7 @@ func (b *bench) memTest(ctx context.Context, src string) (memResult, error) {
 		return res, fmt.Errorf("preload: %w", err)
 	}
 	b.sink.reset(false)
-	c, err := startChild(ctx, b.o.Self, b.childConfig(src, sysBridge, "mem", []string{subject}))
+	c, err := startChild(ctx, b.o.Self, b.o.ChildWrap, b.childConfig(src, sysBridge, "mem", []string{subject}))
 	if err != nil {
 		return res, err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -322,11 +324,7 @@ func (s *Source) take(parts map[string][]int32) []*window {
 func (s *Source) current() []*window {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ws := make([]*window, 0, len(s.windows))
-	for _, w := range s.windows {
-		ws = append(ws, w)
-	}
-	return ws
+	return slices.Collect(maps.Values(s.windows))
 }
 
 func (s *Source) window(topic string, partition int32) *window {
