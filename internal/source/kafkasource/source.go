@@ -59,8 +59,9 @@ type Config struct {
 	StartOffset string
 	// MinBytes, MaxBytes and MaxWait tune the fetch requests: a broker
 	// answers once it has MinBytes (default 1) or MaxWait passed (default
-	// 500ms), with at most MaxBytes (default 16 MiB; at most 1 MiB per
-	// partition).
+	// 500ms), with at most MaxBytes (default 1 MiB; at most 256 KiB per
+	// partition). Counted compressed: the records held decompressed can
+	// take several times more.
 	MinBytes, MaxBytes int
 	MaxWait            time.Duration
 	// CommitInterval is the period of offset commits (default 1s).
@@ -607,7 +608,9 @@ func (s *Source) deliver(rec record) (*source.Message, source.AckFunc, error) {
 // Close stops fetching, commits every partition's watermark, leaves the
 // group and makes pending and future Reads return source.ErrEndOfInput.
 // Records Read but not acked stay uncommitted and are redelivered to the
-// group. The final commit is bounded by ctx and by 10s. Idempotent.
+// group. The final commit is bounded by ctx and by 10s, leaving the group by
+// 10s; a group that cannot be left in time learns of the member's end from
+// its session timeout. Idempotent.
 func (s *Source) Close(ctx context.Context) error {
 	first := false
 	s.closeOnce.Do(func() { first = true; close(s.done) })
@@ -624,12 +627,20 @@ func (s *Source) Close(ctx context.Context) error {
 	<-commitDone
 	ctx, cancel := context.WithTimeout(ctx, finalCommitTimeout)
 	defer cancel()
-	err := s.commit(ctx, cl, s.current())
+	var errs []error
+	if err := s.commit(ctx, cl, s.current()); err != nil {
+		errs = append(errs, fmt.Errorf("final commit: %w", err))
+	}
 	// Leaving the group revokes every partition: revoked commits what was
-	// acked since, and ends the windows.
+	// acked since, and ends the windows. After it Close does not wait.
+	leaveCtx, cancelLeave := context.WithTimeout(context.WithoutCancel(ctx), finalCommitTimeout)
+	defer cancelLeave()
+	if err := cl.LeaveGroupContext(leaveCtx); err != nil {
+		errs = append(errs, fmt.Errorf("leave group: %w", err))
+	}
 	cl.Close()
-	if err != nil {
-		return fmt.Errorf("kafkasource %q: final commit: %w", s.cfg.Name, err)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("kafkasource %q: %w", s.cfg.Name, err)
 	}
 	return nil
 }
