@@ -245,8 +245,8 @@ func (l *lane) deliver(ctx context.Context, batch []*item) {
 func (c *call) command(batch []*item, now time.Time) *codec.Command {
 	first := batch[0].cmd
 	if len(batch) == 1 && !coalescible(first) {
-		ttl, changed := cappedTTL(first, first.ExpiresAt, now)
-		if !changed {
+		ttl := first.CappedTTL(now)
+		if ttl == first.TTL {
 			return first
 		}
 		c.cmd = *first
@@ -272,20 +272,8 @@ func (c *call) command(batch []*item, now time.Time) *codec.Command {
 			c.cmd.ExpiresAt = e
 		}
 	}
-	c.cmd.TTL, _ = cappedTTL(first, c.cmd.ExpiresAt, now)
+	c.cmd.TTL = c.cmd.CappedTTL(now) // at the batch's earliest expiresAt
 	return &c.cmd
-}
-
-// cappedTTL is c's TTL at now when it expires at expires (the earliest
-// expiresAt of a merged batch): see codec.Command.CappedTTL. It reports
-// whether that differs from c.TTL.
-func cappedTTL(c *codec.Command, expires, now time.Time) (int, bool) {
-	if expires.IsZero() {
-		return c.TTL, false
-	}
-	probe := codec.Command{Action: c.Action, TTL: c.TTL, ExpiresAt: expires}
-	ttl := probe.CappedTTL(now)
-	return ttl, ttl != c.TTL
 }
 
 // dropExpired finishes (as dropped) the commands of batch whose expiresAt has
