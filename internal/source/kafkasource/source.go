@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -163,7 +162,6 @@ type Source struct {
 	// that it waits for them too.
 	nakMu    sync.Mutex
 	naked    []nakedRecord
-	nakedN   atomic.Int32
 	wakePoll context.CancelFunc
 }
 
@@ -264,7 +262,7 @@ func (s *Source) assigned(_ context.Context, _ *kgo.Client, parts map[string][]i
 	s.mu.Lock()
 	for topic, ps := range parts {
 		for _, p := range ps {
-			s.windows[topicPartition{topic, p}] = newWindow(topic, int(p), s.cfg.MaxUnacked)
+			s.windows[topicPartition{topic, p}] = newWindow(topic, p, s.cfg.MaxUnacked)
 			names = append(names, fmt.Sprintf("%s/%d", topic, p))
 		}
 	}
@@ -367,8 +365,8 @@ func (s *Source) commit(ctx context.Context, cl *kgo.Client, ws []*window) error
 		if offsets[w.topic] == nil {
 			offsets[w.topic] = make(map[int32]kgo.EpochOffset)
 		}
-		offsets[w.topic][int32(w.partition)] = kgo.EpochOffset{Epoch: -1, Offset: off}
-		moved[topicPartition{w.topic, int32(w.partition)}] = w
+		offsets[w.topic][w.partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		moved[topicPartition{w.topic, w.partition}] = w
 	}
 	if len(moved) == 0 {
 		return nil
@@ -437,20 +435,16 @@ func (s *Source) Read(ctx context.Context) (*source.Message, source.AckFunc, err
 			return nil, nil, source.ErrEndOfInput
 		default:
 		}
-		if s.nakedN.Load() > 0 {
-			if rec, ok := s.dueNaked(time.Now()); ok {
-				if rec.win.ended.Load() {
-					continue
-				}
-				return s.deliver(rec)
+		if rec, ok := s.dueNaked(time.Now()); ok {
+			if rec.win.ended.Load() {
+				continue
 			}
+			return s.deliver(rec)
 		}
 		if s.pos < len(s.buf) {
 			rec := s.buf[s.pos]
-			if !rec.win.ended.Load() {
-				if err := s.track(ctx, rec); err != nil {
-					return nil, nil, err // the record stays next in line
-				}
+			if err := s.track(ctx, rec); err != nil {
+				return nil, nil, err // the record stays next in line
 			}
 			s.buf[s.pos] = record{}
 			s.pos++
@@ -466,14 +460,11 @@ func (s *Source) Read(ctx context.Context) (*source.Message, source.AckFunc, err
 }
 
 // track adds rec to its partition's window, waiting while the window is
-// full. It returns nil also when the window ended meanwhile.
+// full; a record of a partition that ended (revoked, lost) is not added.
 func (s *Source) track(ctx context.Context, rec record) error {
-	for !rec.win.add(rec.r.Offset) {
+	for !rec.win.ended.Load() && !rec.win.add(rec.r.Offset) {
 		select {
-		case <-rec.win.space:
-			if rec.win.ended.Load() {
-				return nil
-			}
+		case <-rec.win.space: // room, or the window ended
 		case <-s.done:
 			return source.ErrEndOfInput
 		case <-ctx.Done():
@@ -549,7 +540,6 @@ func (s *Source) dueNaked(now time.Time) (record, bool) {
 	first := s.naked[0]
 	s.naked[0] = nakedRecord{}
 	s.naked = s.naked[1:]
-	s.nakedN.Add(-1)
 	return first.rec, true
 }
 
@@ -559,7 +549,6 @@ func (s *Source) nak(rec record) {
 	s.nakMu.Lock()
 	defer s.nakMu.Unlock()
 	s.naked = append(s.naked, nakedRecord{rec: rec, due: time.Now().Add(NakDelay)})
-	s.nakedN.Add(1)
 	if s.wakePoll != nil {
 		s.wakePoll()
 	}

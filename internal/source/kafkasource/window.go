@@ -13,7 +13,7 @@ import (
 // not over integers. Safe for concurrent use.
 type window struct {
 	topic     string
-	partition int
+	partition int32
 	limit     int // most records tracked at once; add refuses beyond it
 
 	mu        sync.Mutex
@@ -41,7 +41,7 @@ type windowEntry struct {
 	acked  bool
 }
 
-func newWindow(topic string, partition, limit int) *window {
+func newWindow(topic string, partition int32, limit int) *window {
 	return &window{
 		topic:     topic,
 		partition: partition,
