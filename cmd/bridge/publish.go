@@ -175,7 +175,7 @@ func (f *publishFlags) destination(src config.Source) (bridgeapp.Destination, er
 			return d, fmt.Errorf("--subject is for NATS: source %q is kafka (use --topic)", src.Name)
 		}
 		if f.url != "" {
-			d.Brokers = strings.Split(f.url, ",")
+			d.Brokers = config.SplitList([]string{f.url})
 		}
 		d.Topic = f.topic
 		if d.Topic == "" {

@@ -71,12 +71,12 @@ func (s *Source) setDefaults() {
 		setDefault(&s.StartOffset, DefaultStartOffset)
 		setDefault(&s.SessionTimeout, DefaultSessionTimeout)
 	}
-	s.Brokers = splitList(s.Brokers)
+	s.Brokers = SplitList(s.Brokers)
 }
 
-// splitList splits comma-separated entries, so that one ${KAFKA_BROKERS}
+// SplitList splits comma-separated entries, so that one ${KAFKA_BROKERS}
 // holding "k1:9092,k2:9092" fills a list; blanks around commas are dropped.
-func splitList(list []string) []string {
+func SplitList(list []string) []string {
 	if !slices.ContainsFunc(list, func(s string) bool { return strings.Contains(s, ",") }) {
 		return list
 	}
@@ -127,7 +127,7 @@ func (r *Retry) setDefaults() {
 // family when the dead letter names none (see DeadLetter).
 func (dl *DeadLetter) setDefaults(sources []Source) {
 	setDefault(&dl.Type, BrokerNone)
-	dl.Brokers = splitList(dl.Brokers)
+	dl.Brokers = SplitList(dl.Brokers)
 	var from *Source
 	for i := range sources {
 		if sources[i].Type.natsFamily() && dl.Type.natsFamily() || sources[i].Type == BrokerKafka && dl.Type == BrokerKafka {
