@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"bufio"
 	"context"
 	"fmt"
@@ -18,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 const (

@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +21,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 // ---------------------------------------------------------------------------

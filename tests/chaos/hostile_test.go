@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"bytes"
 	"context"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/wps-bridge/bridge/internal/codec"
 	"github.com/wps-bridge/bridge/internal/source"
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 // corpusEntry is one seed of the codec's fuzz corpus: a body and, for

@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -35,6 +33,7 @@ import (
 
 	"github.com/wps-bridge/bridge/internal/emulator"
 	"github.com/wps-bridge/bridge/internal/wps"
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 // debugLogs raises a generated bridge.yaml to debug logging, so that the log

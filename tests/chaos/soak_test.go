@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"context"
 	"fmt"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wps-bridge/bridge/internal/emulator"
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 // soakPublisher sends envelopes at a fixed rate to JetStream or Kafka, one in

@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"context"
 	"fmt"
 	"net/http"
@@ -14,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wps-bridge/bridge/internal/emulator"
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 // steadyPublisher publishes envelopes to JetStream at a fixed rate until

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"bytes"
 	"fmt"
 	"strings"
@@ -11,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 // invalidCase is one class of invalid input and the field its dead letter

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 const (

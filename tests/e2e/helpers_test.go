@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,6 +31,7 @@ import (
 
 	"github.com/wps-bridge/bridge/internal/app"
 	"github.com/wps-bridge/bridge/internal/config"
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 // envHelperConfig names the bridge.yaml that TestHelperBridgeProcess runs; it
@@ -521,42 +520,12 @@ func kafkaEndOffsets(t *testing.T, cl *kgo.Client, topic string) int64 {
 	return sum
 }
 
-// kafkaCommitted sums the committed offsets of group on topic (0 for a
-// partition without a commit).
+// kafkaCommitted sums group's committed offsets on topic (partitions 0–7).
 func kafkaCommitted(t *testing.T, cl *kgo.Client, group, topic string) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Group = group
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic = topic
-	rt.Partitions = []int32{0, 1, 2, 3, 4, 5, 6, 7}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("offset fetch: %v", err)
-	}
 	var sum int64
-	topics := resp.Topics
-	if len(resp.Groups) > 0 {
-		for _, g := range resp.Groups {
-			for _, tp := range g.Topics {
-				for _, p := range tp.Partitions {
-					if p.Offset > 0 {
-						sum += p.Offset
-					}
-				}
-			}
-		}
-		return sum
-	}
-	for _, tp := range topics {
-		for _, p := range tp.Partitions {
-			if p.Offset > 0 {
-				sum += p.Offset
-			}
-		}
+	for _, off := range testkit.KafkaCommitted(t, cl, group, topic, []int32{0, 1, 2, 3, 4, 5, 6, 7}) {
+		sum += off
 	}
 	return sum
 }

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/wps-bridge/bridge/tests/testkit"
-
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/wps-bridge/bridge/internal/app"
 	"github.com/wps-bridge/bridge/internal/config"
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 const (

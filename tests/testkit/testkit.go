@@ -1,6 +1,7 @@
 // Package testkit holds the few helpers the end-to-end suites (tests/e2e,
-// tests/chaos) share: waiting on broker state that has no change signal, and
-// evicting dead Kafka group members, serving an emulator. It is imported by tests only.
+// tests/chaos, and the Kafka adapter's tests) share: waiting on broker state
+// that has no change signal, reading and evicting Kafka group state, serving
+// an emulator. It is imported by tests only.
 package testkit
 
 import (
@@ -69,6 +70,42 @@ func KafkaEvictMembers(t testing.TB, cl *kgo.Client, group string) int {
 		t.Fatalf("leave group: error code %d", lresp.ErrorCode)
 	}
 	return len(lreq.Members)
+}
+
+// KafkaCommitted returns group's committed offsets on topic for the given
+// partitions; a partition without a commit is absent.
+func KafkaCommitted(t testing.TB, cl *kgo.Client, group, topic string, partitions []int32) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic, rt.Partitions = topic, partitions
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("offset fetch: %v", err)
+	}
+	out := make(map[int32]int64)
+	add := func(name string, partition int32, offset int64) {
+		if name == topic && offset >= 0 {
+			out[partition] = offset
+		}
+	}
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			add(tp.Topic, p.Partition, p.Offset)
+		}
+	}
+	for _, g := range resp.Groups { // the batched form of newer versions
+		for _, tp := range g.Topics {
+			for _, p := range tp.Partitions {
+				add(tp.Topic, p.Partition, p.Offset)
+			}
+		}
+	}
+	return out
 }
 
 // StartEmulator serves a fresh Web PubSub emulator (development key) on a

@@ -11,12 +11,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 
 	"github.com/wps-bridge/bridge/internal/source"
 	"github.com/wps-bridge/bridge/internal/source/kafkasource"
 	"github.com/wps-bridge/bridge/internal/source/sourcetest"
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -120,29 +120,13 @@ func TestConformance(t *testing.T) {
 
 func committed(t *testing.T, brokers []string, group string, partition int) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Group = group
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic = topic
-	rt.Partitions = []int32{int32(partition)}
-	req.Topics = append(req.Topics, rt)
-	res, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("offset fetch: %v", err)
-	}
-	for _, tp := range res.Topics {
-		for _, p := range tp.Partitions {
-			if tp.Topic == topic && p.Partition == int32(partition) {
-				return p.Offset
-			}
-		}
+	if off, ok := testkit.KafkaCommitted(t, cl, group, topic, []int32{int32(partition)})[int32(partition)]; ok {
+		return off
 	}
 	return -1
 }
