@@ -33,6 +33,10 @@ type lane struct {
 // runLane sends the lane's commands one after another until ctx is done.
 // Items it takes but does not finish are naked on shutdown with their message.
 func (r *Router) runLane(ctx context.Context, q chan *item) {
+	// The calls' timeout contexts register with the lane's own context, not
+	// with the one all lanes share (and contend for).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	l := &lane{r: r, q: q, batch: make([]*item, 0, 8)}
 	var carry *item
 	for {

@@ -30,7 +30,7 @@ type Client struct {
 	requestURL string // where requests go: endpoint or reverse proxy
 	apiQuery   string // "?api-version=<escaped>"
 	apiVersion string
-	http       *http.Client
+	http       httpDoer
 	auth       authorizer
 	signer     *keySigner // non-nil with an access key
 	timeout    time.Duration
@@ -103,9 +103,10 @@ func NewClient(endpoint string, opts ...Option) (*Client, error) {
 	default:
 		return nil, errNoCredential
 	}
-	c.http = cfg.httpClient
-	if c.http == nil {
-		c.http = newHTTPClient(cfg.maxConnsPerHost)
+	if cfg.httpClient != nil {
+		c.http = cfg.httpClient
+	} else {
+		c.http = transportDoer{newTransport(cfg.maxConnsPerHost)}
 	}
 	return c, nil
 }
@@ -124,17 +125,47 @@ func NewClientFromConnectionString(cs string, opts ...Option) (*Client, error) {
 	return NewClient(parsed.Endpoint, all...)
 }
 
-func newHTTPClient(maxConns int) *http.Client {
+// httpDoer sends one request: the *http.Client of WithHTTPClient, or
+// transportDoer.
+type httpDoer interface {
+	Do(req *http.Request) (*http.Response, error)
+	CloseIdleConnections()
+}
+
+func newTransport(maxConns int) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxConnsPerHost = maxConns
 	tr.MaxIdleConnsPerHost = maxConns
 	tr.MaxIdleConns = max(tr.MaxIdleConns, maxConns)
-	return &http.Client{
-		Transport: tr,
-		// A redirect would carry a token signed for another URL; report
-		// the 3xx instead of following it.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	return tr
+}
+
+// transportDoer hands requests straight to the client's own transport. It
+// behaves as an http.Client without cookie jar or timeout whose
+// CheckRedirect returns http.ErrUseLastResponse (a redirect would carry a
+// token signed for another URL, so the 3xx is reported, not followed), and
+// skips the copies of the header and URL that http.Client.Do makes for
+// every request in case it redirects.
+type transportDoer struct{ tr *http.Transport }
+
+// Do sends req; errors are *url.Error, as http.Client.Do returns them.
+func (d transportDoer) Do(req *http.Request) (*http.Response, error) {
+	resp, err := d.tr.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
 	}
+	return resp, nil
+}
+
+func (d transportDoer) CloseIdleConnections() { d.tr.CloseIdleConnections() }
+
+// urlErrorOp is the Op of a *url.Error for method, as net/http spells it
+// ("Post").
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
 }
 
 // normalizeEndpoint checks an http(s) URL with a host and no query, and

@@ -2,9 +2,11 @@ package wps
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -103,5 +105,43 @@ func TestTruncate(t *testing.T) {
 		if got := truncate(tc.in, tc.n); got != tc.want {
 			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestRedirectIsReportedNotFollowed: a 3xx would send the token, signed for
+// this URL, somewhere else; the client reports it instead of following.
+func TestRedirectIsReportedNotFollowed(t *testing.T) {
+	t.Parallel()
+	f := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+	})
+	c := newTestClient(t, f)
+	err := mustHub(t, c, "hub1").SendToGroup(testCtx(t), "g", []byte("x"), ContentText, nil)
+	se, ok := errors.AsType[*StatusError](err)
+	if !ok || se.StatusCode != http.StatusTemporaryRedirect {
+		t.Fatalf("err = %v, want a *StatusError with status 307", err)
+	}
+	if n := len(f.requests()); n != 1 {
+		t.Fatalf("%d requests reached the service, want 1 (the redirect was followed)", n)
+	}
+}
+
+// TestTransportErrorNamesTheCall: a failed connection is a *url.Error naming
+// the method and URL (as http.Client.Do reports it), classified transient.
+func TestTransportErrorNamesTheCall(t *testing.T) {
+	t.Parallel()
+	f := newFakeService(t, status(http.StatusAccepted))
+	c := newTestClient(t, f)
+	f.srv.Close()
+	err := mustHub(t, c, "hub1").SendToGroup(testCtx(t), "g", []byte("x"), ContentText, nil)
+	ue, ok := errors.AsType[*url.Error](err)
+	if !ok {
+		t.Fatalf("err = %v (%T), want a *url.Error in the chain", err, err)
+	}
+	if ue.Op != "Post" || !strings.HasPrefix(ue.URL, f.srv.URL+"/api/hubs/hub1/groups/g/:send?api-version=") {
+		t.Errorf("url.Error Op %q URL %q", ue.Op, ue.URL)
+	}
+	if got := Classify(err); got != ClassTransient {
+		t.Errorf("Classify = %v, want transient", got)
 	}
 }

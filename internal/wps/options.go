@@ -95,10 +95,11 @@ func WithReverseProxy(endpoint string) Option {
 	}
 }
 
-// WithHTTPClient replaces the client's own *http.Client. By default the
-// client uses one http.Client with a transport cloned from
-// http.DefaultTransport, sized by WithMaxConnsPerHost, that does not follow
-// redirects. With this option WithMaxConnsPerHost has no effect.
+// WithHTTPClient sends the requests with hc instead of the client's own
+// transport. By default the client uses one transport cloned from
+// http.DefaultTransport, sized by WithMaxConnsPerHost, and does not follow
+// redirects (a 3xx is returned as a *StatusError). With this option
+// WithMaxConnsPerHost has no effect and hc's CheckRedirect decides.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *clientConfig) error {
 		if hc == nil {

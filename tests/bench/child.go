@@ -65,6 +65,7 @@ type snapshot struct {
 	CtxSw   int64         `json:"ctxsw"`   // voluntary + involuntary context switches
 	Mallocs uint64        `json:"mallocs"` // heap objects allocated since start
 	Bytes   uint64        `json:"bytes"`   // heap bytes allocated since start
+	GCs     uint32        `json:"gcs"`     // completed GC cycles since start
 	HWM     int64         `json:"hwmKB"`   // peak RSS (VmHWM), KiB
 	RSS     int64         `json:"rssKB"`   // current RSS (VmRSS), KiB
 	Acked   int64         `json:"acked"`   // messages the system acked so far
@@ -96,6 +97,7 @@ func takeSnapshot(sys system) snapshot {
 		CtxSw:   ru.Nvcsw + ru.Nivcsw,
 		Mallocs: ms.Mallocs,
 		Bytes:   ms.TotalAlloc,
+		GCs:     ms.NumGC,
 	}
 	s.HWM, s.RSS = procStatus()
 	if sys != nil {

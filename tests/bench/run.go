@@ -168,6 +168,8 @@ type result struct {
 	CtxSw          int64         // context switches over the drain
 	ParentCPU      time.Duration // CPU of this process (brokers and sink) over the drain
 	Mallocs        uint64        // heap objects allocated over the drain
+	Bytes          uint64        // heap bytes allocated over the drain
+	GCs            uint32        // GC cycles over the drain
 	PeakRSSKB      int64         // VmHWM at the end
 }
 
@@ -398,10 +400,13 @@ func (b *bench) measure(ctx context.Context, src, sys string, rep int) (result, 
 	res.SysCPU = mark.SysCPU - c.ready.SysCPU
 	res.CtxSw = mark.CtxSw - c.ready.CtxSw
 	res.Mallocs = mark.Mallocs - c.ready.Mallocs
-	b.progress("%s/%s: drained %d in %s (%.0f msg/s, %.3f calls/msg, %.2f CPU s/100k of which %.2f kernel, %.2f context switches/msg, %.1f allocs/msg; brokers+sink %.2f CPU s/100k)",
+	res.Bytes = mark.Bytes - c.ready.Bytes
+	res.GCs = mark.GCs - c.ready.GCs
+	b.progress("%s/%s: drained %d in %s (%.0f msg/s, %.3f calls/msg, %.2f CPU s/100k of which %.2f kernel, %.2f context switches/msg, %.1f allocs and %.0f B/msg, %.1f GC cycles/100k; brokers+sink %.2f CPU s/100k)",
 		src, name, res.Messages, res.Drain.Round(time.Millisecond), res.rate(), res.callsPerMsg(), res.cpuPer100k(),
 		ratio(res.SysCPU.Seconds()*100_000, float64(res.Messages)), ratio(float64(res.CtxSw), float64(res.Messages)),
-		res.allocsPerMsg(), res.parentCPUPer100k())
+		res.allocsPerMsg(), ratio(float64(res.Bytes), float64(res.Messages)),
+		ratio(float64(res.GCs)*100_000, float64(res.Messages)), res.parentCPUPer100k())
 
 	live := int64(0)
 	if b.o.Rate > 0 && b.o.Duration > 0 {
