@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/wps-bridge/bridge/internal/config"
+	"github.com/wps-bridge/bridge/internal/gctune"
 	"github.com/wps-bridge/bridge/internal/router"
 	"github.com/wps-bridge/bridge/internal/source"
 	"github.com/wps-bridge/bridge/internal/wps"
@@ -124,8 +125,11 @@ func (b *Bridge) Handler() http.Handler {
 // Run connects the sources (retrying with backoff while the brokers are
 // unreachable), serves the operations endpoint on ln (nil: none), and runs
 // the router until ctx is cancelled. It returns nil after a clean shutdown.
+// While it runs, the process's garbage collector keeps the heap floor of
+// runtime.gcHeapFloorMiB (package gctune).
 func (b *Bridge) Run(ctx context.Context, ln net.Listener) error {
 	defer b.closeAll(context.WithoutCancel(ctx))
+	defer gctune.Start(uint64(b.cfg.Runtime.GCHeapFloorMiB) << 20)()
 
 	var srvErr chan error
 	if ln != nil {

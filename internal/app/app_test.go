@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +37,7 @@ func get(t *testing.T, url string) (int, string) {
 // A broker that is down at start delays readiness; it does not stop the
 // process, and the operations endpoint says why.
 func TestNotReadyWhileTheBrokerIsDown(t *testing.T) {
+	t.Setenv("GOGC", "") // a GOGC set by whoever runs the tests would turn the GC tuning off
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +88,9 @@ sources:
 	if strings.Contains(b.Ready().Error(), "test-key-not-secret") {
 		t.Error("readiness leaks the access key")
 	}
+	// While Run runs, the collector keeps runtime.gcHeapFloorMiB of room:
+	// this test's heap is far below 32 MiB, so GOGC goes to its cap.
+	waitGOGC(t, 400, "while the bridge runs")
 	cancel()
 	select {
 	case err := <-done:
@@ -93,6 +99,31 @@ sources:
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+	if got := gogc(); got != gogcAtStart {
+		t.Errorf("GOGC after Run = %d, want %d as before", got, gogcAtStart)
+	}
+}
+
+var gogcAtStart = gogc()
+
+// gogc reads the GOGC in force.
+func gogc() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// waitGOGC runs collections (after which the tuner adjusts) until GOGC is
+// want.
+func waitGOGC(t *testing.T, want int, when string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for gogc() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC %s = %d, want %d", when, gogc(), want)
+		}
+		runtime.GC()
 	}
 }
 

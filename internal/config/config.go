@@ -32,6 +32,7 @@ type Config struct {
 	DeadLetter DeadLetter `yaml:"deadLetter"`
 	HTTP       HTTP       `yaml:"http"`
 	Log        Log        `yaml:"log"`
+	Runtime    Runtime    `yaml:"runtime"`
 }
 
 // WebPubSub is the service the bridge calls. Exactly one credential mode is
@@ -284,6 +285,16 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json. Default text.
 	Format string `yaml:"format"`
+}
+
+// Runtime tunes the Go runtime of the bridge process.
+type Runtime struct {
+	// GCHeapFloorMiB is the least growth of the heap, in MiB, between two
+	// garbage collections: while the live heap is small, GOGC is raised (up
+	// to 400) to leave this much room, which saves collections at the cost
+	// of at most this much memory. Default 32. Setting the GOGC environment
+	// variable turns the tuning off: the operator's GOGC applies as is.
+	GCHeapFloorMiB int `yaml:"gcHeapFloorMiB"`
 }
 
 // Load reads the file at path, parses it with the process environment and

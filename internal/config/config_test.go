@@ -128,6 +128,7 @@ routes:
 		DeadLetter: DeadLetter{Type: BrokerNone},
 		HTTP:       HTTP{Listen: "127.0.0.1:9464"},
 		Log:        Log{Level: "info", Format: "text"},
+		Runtime:    Runtime{GCHeapFloorMiB: 32},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Parse =\n%#v\nwant\n%#v", cfg, want)
@@ -537,6 +538,7 @@ func TestParseValidationRules(t *testing.T) {
 		{"route ttl on a non-send", wpsOK + jsSource + "routes:\n  - {match: a, action: closeConnection, connectionId: \"{subject.1}\", ttl: 10}\n",
 			"routes[0].ttl: closeConnection does not take ttl"},
 		// router, retry, http, log
+		{"runtime gcHeapFloorMiB", wpsOK + jsSource + "runtime: {gcHeapFloorMiB: -5}\n", "runtime.gcHeapFloorMiB: must be 1..4096 (MiB; set GOGC in the environment to turn the tuning off), got -5"},
 		{"router lanes", wpsOK + jsSource + "router: {lanes: -1}\n", "router.lanes: must be at least 1, got -1"},
 		{"router drain", wpsOK + jsSource + "router: {drainTimeout: -1s}\n", "router.drainTimeout: must be positive"},
 		{"retry max below initial", wpsOK + jsSource + "retry: {initial: 2s, max: 1s}\n", "retry.max: must be at least retry.initial (2s), got 1s"},

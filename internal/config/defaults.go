@@ -30,6 +30,7 @@ const (
 	DefaultListen           = "127.0.0.1:9464"
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
+	DefaultGCHeapFloorMiB   = 32
 )
 
 func setDefault[T comparable](v *T, def T) {
@@ -52,6 +53,7 @@ func (c *Config) setDefaults() {
 	c.DeadLetter.setDefaults(c.Sources)
 	c.HTTP.setDefaults()
 	c.Log.setDefaults()
+	setDefault(&c.Runtime.GCHeapFloorMiB, DefaultGCHeapFloorMiB)
 }
 
 func (w *WebPubSub) setDefaults() {

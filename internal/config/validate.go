@@ -48,6 +48,10 @@ func (p *problems) oneOf(path, value string, allowed ...string) {
 	p.add(path, "must be one of %s, got %q", strings.Join(allowed, ", "), value)
 }
 
+// maxGCHeapFloorMiB bounds runtime.gcHeapFloorMiB (a typo of a few orders of
+// magnitude would otherwise let the heap grow by that much).
+const maxGCHeapFloorMiB = 4096
+
 func (c *Config) validate() []*FieldError {
 	var p problems
 	c.WebPubSub.validate(&p)
@@ -61,6 +65,9 @@ func (c *Config) validate() []*FieldError {
 	}
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "text", "json")
+	if f := c.Runtime.GCHeapFloorMiB; f < 1 || f > maxGCHeapFloorMiB {
+		p.add("runtime.gcHeapFloorMiB", "must be 1..%d (MiB; set GOGC in the environment to turn the tuning off), got %d", maxGCHeapFloorMiB, f)
+	}
 	return p
 }
 
