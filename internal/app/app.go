@@ -129,7 +129,11 @@ func (b *Bridge) Handler() http.Handler {
 // runtime.gcHeapFloorMiB (package gctune).
 func (b *Bridge) Run(ctx context.Context, ln net.Listener) error {
 	defer b.closeAll(context.WithoutCancel(ctx))
-	defer gctune.Start(uint64(b.cfg.Runtime.GCHeapFloorMiB) << 20)()
+	stopGCTuning, tuning := gctune.Start(uint64(b.cfg.Runtime.GCHeapFloorMiB) << 20)
+	defer stopGCTuning()
+	if !tuning {
+		b.log.Info("garbage collector left as configured (GOGC set in the environment); runtime.gcHeapFloorMiB does not apply")
+	}
 
 	var srvErr chan error
 	if ln != nil {

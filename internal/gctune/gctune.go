@@ -43,13 +43,14 @@ type sentinel struct {
 // Start makes the collector leave at least floor bytes of growth over the
 // live heap between cycles, within maxPercent: after every cycle GOGC is set
 // to max(base, min(400, 100·floor/live)), base being the GOGC in force at the
-// first Start. It does nothing (and stop does nothing) when floor is 0, when
-// the GOGC environment variable is set (the operator chose) or when the
-// collector is off. Calls nest: the tuner keeps the floor of the first Start,
-// and the last stop ends it and restores base.
-func Start(floor uint64) (stop func()) {
+// first Start. It reports whether it tunes: it does nothing (and stop does
+// nothing) when floor is 0, when the GOGC environment variable is set (the
+// operator chose) or when the collector is off. Calls nest: the tuner keeps
+// the floor of the first Start, and the last stop ends it and restores base.
+func Start(floor uint64) (stop func(), tuning bool) {
+	noop := func() {}
 	if floor == 0 || os.Getenv("GOGC") != "" {
-		return func() {}
+		return noop, false
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -57,7 +58,7 @@ func Start(floor uint64) (stop func()) {
 		base := debug.SetGCPercent(100)
 		debug.SetGCPercent(base)
 		if base < 0 {
-			return func() {}
+			return noop, false
 		}
 		current = &tuner{floor: floor, base: base, percent: base}
 		current.sample[0].Name = liveMetric
@@ -66,7 +67,7 @@ func Start(floor uint64) (stop func()) {
 	starts++
 	t := current
 	var once sync.Once
-	return func() { once.Do(func() { release(t) }) }
+	return func() { once.Do(func() { release(t) }) }, true
 }
 
 func release(t *tuner) {

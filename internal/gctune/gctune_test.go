@@ -62,7 +62,10 @@ func collectUntil(t *testing.T, what string, cond func() bool) {
 func TestStartRaisesGOGCForASmallHeapAndStopRestores(t *testing.T) {
 	t.Setenv("GOGC", "")
 	base := gogc()
-	stop := Start(1 << 30) // far above this test's live heap
+	stop, tuning := Start(1 << 30) // far above this test's live heap
+	if !tuning {
+		t.Fatal("Start reports no tuning")
+	}
 	collectUntil(t, "GOGC was not raised", func() bool { return gogc() == max(base, maxPercent) })
 	stop()
 	if got := gogc(); got != base {
@@ -78,8 +81,8 @@ func TestStartRaisesGOGCForASmallHeapAndStopRestores(t *testing.T) {
 func TestStartsNest(t *testing.T) {
 	t.Setenv("GOGC", "")
 	base := gogc()
-	stop1 := Start(1 << 30)
-	stop2 := Start(1 << 30)
+	stop1, _ := Start(1 << 30)
+	stop2, _ := Start(1 << 30)
 	collectUntil(t, "GOGC was not raised", func() bool { return gogc() == max(base, maxPercent) })
 	stop1()
 	runtime.GC()
@@ -92,18 +95,22 @@ func TestStartsNest(t *testing.T) {
 
 func TestStartLeavesGOGCAlone(t *testing.T) {
 	for _, tc := range []struct {
-		name, env string
-		floor     uint64
+		name, env  string
+		floor      uint64
+		wantTuning bool
 	}{
-		{"floor 0", "", 0},
-		{"floor below the base's room", "", 1},
-		{"GOGC set by the operator", "100", 1 << 30},
+		{"floor 0", "", 0, false},
+		{"floor below the base's room", "", 1, true},
+		{"GOGC set by the operator", "100", 1 << 30, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("GOGC", tc.env)
 			base := gogc()
-			stop := Start(tc.floor)
+			stop, tuning := Start(tc.floor)
 			defer stop()
+			if tuning != tc.wantTuning {
+				t.Errorf("Start reports tuning %v, want %v", tuning, tc.wantTuning)
+			}
 			for range 3 {
 				runtime.GC()
 			}
