@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -40,4 +41,25 @@ func BenchmarkRouterMetrics(b *testing.B) {
 	if got := src.acked.Load(); got != int64(b.N) {
 		b.Fatalf("acked %d of %d", got, b.N)
 	}
+}
+
+// BenchmarkLimiterContended: four times as many goroutines as slots (the
+// adaptive limit halved twice under overload, say) acquire and release.
+func BenchmarkLimiterContended(b *testing.B) {
+	const slots = 16
+	l := newLimiter(1, slots, nil)
+	ctx := context.Background()
+	b.SetParallelism(4 * slots / max(1, runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e, err := l.acquire(ctx)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			runtime.Gosched() // hold the slot across a scheduling point, as a call does
+			l.release(e, outcomeSuccess)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"net"
@@ -24,22 +25,23 @@ const (
 // limiter is a semaphore whose limit moves AIMD between min and max: halved on
 // overload, +1 after a window of `limit` successes. A burst of overload
 // answers halves it once: only a call started after the last decrease can
-// decrease it again.
+// decrease it again. Waiting calls are served in arrival order, one per free
+// slot: a release hands its slot to the oldest waiter instead of waking them
+// all.
 type limiter struct {
 	m *Metrics
 
 	mu        sync.Mutex
 	min, max  int
 	limit     int
-	inflight  int
-	epoch     uint64 // incremented on each decrease
-	successes int    // since the last change of limit
-	waiters   int
-	wake      chan struct{} // closed (and replaced) when a slot may be free
+	inflight  int       // calls started, including slots handed to waiters not yet running
+	epoch     uint64    // incremented on each decrease
+	successes int       // since the last change of limit
+	waiting   list.List // of chan struct{} (capacity 1): a slot was handed over when it receives
 }
 
 func newLimiter(minimum, maximum int, m *Metrics) *limiter {
-	l := &limiter{m: m, min: minimum, max: maximum, limit: maximum, wake: make(chan struct{})}
+	l := &limiter{m: m, min: minimum, max: maximum, limit: maximum}
 	m.setInflightLimit(maximum)
 	return l
 }
@@ -48,26 +50,35 @@ func newLimiter(minimum, maximum int, m *Metrics) *limiter {
 // to hand back to release.
 func (l *limiter) acquire(ctx context.Context) (uint64, error) {
 	l.mu.Lock()
-	for l.inflight >= l.limit {
-		wake := l.wake
-		l.waiters++
+	if l.inflight < l.limit && l.waiting.Len() == 0 {
+		l.inflight++
+		epoch := l.epoch
 		l.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			l.mu.Lock()
-			l.waiters--
-			l.mu.Unlock()
-			return 0, ctx.Err()
-		}
-		l.mu.Lock()
-		l.waiters--
+		l.m.inflightDelta(1)
+		return epoch, nil
 	}
-	l.inflight++
-	epoch := l.epoch
+	ready := make(chan struct{}, 1)
+	elem := l.waiting.PushBack(ready)
 	l.mu.Unlock()
-	l.m.inflightDelta(1)
-	return epoch, nil
+	select {
+	case <-ready: // the releaser counted this call in inflight
+		l.mu.Lock()
+		epoch := l.epoch
+		l.mu.Unlock()
+		l.m.inflightDelta(1)
+		return epoch, nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		select {
+		case <-ready: // handed a slot while giving up: pass it on
+			l.inflight--
+			l.handOffLocked()
+		default:
+			l.waiting.Remove(elem)
+		}
+		l.mu.Unlock()
+		return 0, ctx.Err()
+	}
 }
 
 // release ends a call started in epoch and adapts the limit to its outcome.
@@ -92,12 +103,19 @@ func (l *limiter) release(epoch uint64, o outcome) {
 			}
 		}
 	}
-	if l.waiters > 0 && l.inflight < l.limit {
-		close(l.wake)
-		l.wake = make(chan struct{})
-	}
+	l.handOffLocked()
 	l.mu.Unlock()
 	l.m.inflightDelta(-1)
+}
+
+// handOffLocked gives the free slots to the oldest waiters, counting them in
+// inflight.
+func (l *limiter) handOffLocked() {
+	for l.inflight < l.limit && l.waiting.Len() > 0 {
+		ready := l.waiting.Remove(l.waiting.Front()).(chan struct{})
+		l.inflight++
+		ready <- struct{}{}
+	}
 }
 
 // current returns the limit (for tests and logs).

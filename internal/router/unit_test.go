@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -106,6 +107,133 @@ func TestAdaptiveLimiter(t *testing.T) {
 		}
 	case <-time.After(wait):
 		t.Fatal("waiter never woke up")
+	}
+}
+
+// limiterState reads the limiter's counters.
+func limiterState(l *limiter) (inflight, waiting int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inflight, l.waiting.Len()
+}
+
+// waitForLimiter polls the limiter's state (waiters park inside it: there is
+// no signal to wait on) until cond holds.
+func waitForLimiter(t *testing.T, l *limiter, what string, cond func(inflight, waiting int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond(limiterState(l)) {
+		if time.Now().After(deadline) {
+			in, w := limiterState(l)
+			t.Fatalf("%s: inflight %d, waiting %d", what, in, w)
+		}
+		runtime.Gosched()
+	}
+}
+
+// A freed slot goes to the oldest waiter, and only to it; a waiter that gives
+// up leaves the queue.
+func TestLimiterServesWaitersInOrder(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(1, 1, nil)
+	ctx := context.Background()
+	held, err := l.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		name  string
+		epoch uint64
+		err   error
+	}
+	got := make(chan result, 3)
+	cctx, cancelC := context.WithCancel(ctx)
+	defer cancelC()
+	for i, w := range []struct {
+		name string
+		ctx  context.Context
+	}{{"A", ctx}, {"B", ctx}, {"C", cctx}} {
+		go func() {
+			e, err := l.acquire(w.ctx)
+			got <- result{w.name, e, err}
+		}()
+		waitForLimiter(t, l, "waiter "+w.name+" queued", func(_, waiting int) bool { return waiting == i+1 })
+	}
+	next := func(want string, wantErr bool) result {
+		t.Helper()
+		select {
+		case r := <-got:
+			if r.name != want || (r.err != nil) != wantErr {
+				t.Fatalf("got %s (err %v), want %s (error: %v)", r.name, r.err, want, wantErr)
+			}
+			return r
+		case <-time.After(wait):
+			t.Fatalf("%s never returned", want)
+			return result{}
+		}
+	}
+	l.release(held, outcomeSuccess)
+	a := next("A", false)
+	if in, w := limiterState(l); in != 1 || w != 2 {
+		t.Fatalf("after one release: inflight %d, waiting %d; want 1 and 2 (one slot, one waiter served)", in, w)
+	}
+	l.release(a.epoch, outcomeSuccess)
+	b := next("B", false)
+	cancelC()
+	next("C", true)
+	if in, w := limiterState(l); in != 1 || w != 0 {
+		t.Fatalf("after C gave up: inflight %d, waiting %d; want 1 and 0", in, w)
+	}
+	l.release(b.epoch, outcomeSuccess)
+	if in, w := limiterState(l); in != 0 || w != 0 {
+		t.Fatalf("at rest: inflight %d, waiting %d", in, w)
+	}
+}
+
+// A waiter that gives up just as a slot is handed to it passes the slot on:
+// no slot is lost, whichever of the two its select sees first.
+func TestLimiterCancelRacingHandOff(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(1, 1, nil)
+	ctx := context.Background()
+	for range 500 {
+		held, err := l.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		first := make(chan error, 1)
+		var firstEpoch uint64
+		go func() {
+			var err error
+			firstEpoch, err = l.acquire(wctx)
+			first <- err
+		}()
+		waitForLimiter(t, l, "first waiter queued", func(_, waiting int) bool { return waiting == 1 })
+		second := make(chan uint64, 1)
+		go func() {
+			e, err := l.acquire(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			second <- e
+		}()
+		waitForLimiter(t, l, "second waiter queued", func(_, waiting int) bool { return waiting == 2 })
+		cancel()
+		l.release(held, outcomeNeutral)
+		if err := <-first; err == nil {
+			l.release(firstEpoch, outcomeNeutral) // it got the slot before seeing the cancel
+		}
+		select {
+		case e := <-second:
+			l.release(e, outcomeNeutral)
+		case <-time.After(wait):
+			in, w := limiterState(l)
+			t.Fatalf("the slot was lost: the second waiter never ran (inflight %d, waiting %d)", in, w)
+		}
+		if in, w := limiterState(l); in != 0 || w != 0 {
+			t.Fatalf("at rest: inflight %d, waiting %d", in, w)
+		}
 	}
 }
 
