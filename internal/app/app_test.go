@@ -2,11 +2,11 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +15,9 @@ import (
 
 	"github.com/wps-bridge/bridge/internal/app"
 	"github.com/wps-bridge/bridge/internal/config"
+	"github.com/wps-bridge/bridge/internal/gctune"
 	"github.com/wps-bridge/bridge/internal/source/sourcetest"
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -90,7 +92,11 @@ sources:
 	}
 	// While Run runs, the collector keeps runtime.gcHeapFloorMiB of room:
 	// this test's heap is far below 32 MiB, so GOGC goes to its cap.
-	waitGOGC(t, 400, "while the bridge runs")
+	testkit.Eventually(t, 10*time.Second, "GOGC raised while the bridge runs", func() (bool, string) {
+		runtime.GC() // the tuner adjusts after each collection
+		got := gctune.GOGC()
+		return got == 400, fmt.Sprintf("GOGC %d, want 400", got)
+	})
 	cancel()
 	select {
 	case err := <-done:
@@ -100,32 +106,12 @@ sources:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if got := gogc(); got != gogcAtStart {
+	if got := gctune.GOGC(); got != gogcAtStart {
 		t.Errorf("GOGC after Run = %d, want %d as before", got, gogcAtStart)
 	}
 }
 
-var gogcAtStart = gogc()
-
-// gogc reads the GOGC in force.
-func gogc() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
-}
-
-// waitGOGC runs collections (after which the tuner adjusts) until GOGC is
-// want.
-func waitGOGC(t *testing.T, want int, when string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for gogc() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("GOGC %s = %d, want %d", when, gogc(), want)
-		}
-		runtime.GC()
-	}
-}
+var gogcAtStart = gctune.GOGC()
 
 // A dead letter that is down at start does not block New or the operations
 // endpoint: the bridge reports it as not ready and keeps trying.

@@ -45,7 +45,8 @@ type sentinel struct {
 // to max(base, min(400, 100·floor/live)), base being the GOGC in force at the
 // first Start. It reports whether it tunes: it does nothing (and stop does
 // nothing) when floor is 0, when the GOGC environment variable is set (the
-// operator chose) or when the collector is off. Calls nest: the tuner keeps
+// operator chose), when the collector is off or when the runtime does not
+// report the live heap. Calls nest: the tuner keeps
 // the floor of the first Start, and the last stop ends it and restores base.
 func Start(floor uint64) (stop func(), tuning bool) {
 	noop := func() {}
@@ -55,13 +56,14 @@ func Start(floor uint64) (stop func(), tuning bool) {
 	mu.Lock()
 	defer mu.Unlock()
 	if starts == 0 {
-		base := debug.SetGCPercent(100)
-		debug.SetGCPercent(base)
-		if base < 0 {
-			return noop, false
+		base := GOGC()
+		t := &tuner{floor: floor, base: base, percent: base}
+		t.sample[0].Name = liveMetric
+		metrics.Read(t.sample[:])
+		if base < 0 || t.sample[0].Value.Kind() != metrics.KindUint64 {
+			return noop, false // collector off, or a runtime without the live-heap metric
 		}
-		current = &tuner{floor: floor, base: base, percent: base}
-		current.sample[0].Name = liveMetric
+		current = t
 		current.arm()
 	}
 	starts++
@@ -99,14 +101,18 @@ func (t *tuner) cycle() {
 		return
 	}
 	metrics.Read(t.sample[:])
-	if t.sample[0].Value.Kind() != metrics.KindUint64 {
-		return // not measured by this runtime: leave GOGC alone
-	}
 	if p := percentFor(t.floor, t.sample[0].Value.Uint64(), t.base); p != t.percent {
 		debug.SetGCPercent(p)
 		t.percent = p
 	}
 	t.arm()
+}
+
+// GOGC returns the GOGC in force (negative: the collector is off).
+func GOGC() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
 }
 
 // percentFor is the GOGC that lets a heap of live bytes grow by at least

@@ -1,12 +1,14 @@
 package gctune
 
 import (
+	"fmt"
 	"runtime"
-	"runtime/debug"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/wps-bridge/bridge/tests/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,58 +39,49 @@ func TestPercentFor(t *testing.T) {
 	}
 }
 
-// gogc reads the GOGC in force.
-func gogc() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
-}
-
-// collectUntil runs collections (the tuner's signal) until cond holds.
-func collectUntil(t *testing.T, what string, cond func() bool) {
+// waitGOGC runs collections (the tuner adjusts after each) until GOGC is
+// want.
+func waitGOGC(t *testing.T, want int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10s of collections: %s", what)
-		}
+	testkit.Eventually(t, 10*time.Second, what, func() (bool, string) {
 		runtime.GC()
-		runtime.Gosched()
-	}
+		got := GOGC()
+		return got == want, fmt.Sprintf("GOGC %d, want %d", got, want)
+	})
 }
 
 // The tests below change process-wide state: they do not run in parallel.
 
 func TestStartRaisesGOGCForASmallHeapAndStopRestores(t *testing.T) {
 	t.Setenv("GOGC", "")
-	base := gogc()
+	base := GOGC()
 	stop, tuning := Start(1 << 30) // far above this test's live heap
 	if !tuning {
 		t.Fatal("Start reports no tuning")
 	}
-	collectUntil(t, "GOGC was not raised", func() bool { return gogc() == max(base, maxPercent) })
+	waitGOGC(t, max(base, maxPercent), "GOGC raised")
 	stop()
-	if got := gogc(); got != base {
+	if got := GOGC(); got != base {
 		t.Fatalf("GOGC after stop = %d, want the base %d", got, base)
 	}
 	stop() // idempotent
 	runtime.GC()
-	if got := gogc(); got != base {
+	if got := GOGC(); got != base {
 		t.Fatalf("GOGC after a collection following stop = %d, want %d", got, base)
 	}
 }
 
 func TestStartsNest(t *testing.T) {
 	t.Setenv("GOGC", "")
-	base := gogc()
+	base := GOGC()
 	stop1, _ := Start(1 << 30)
 	stop2, _ := Start(1 << 30)
-	collectUntil(t, "GOGC was not raised", func() bool { return gogc() == max(base, maxPercent) })
+	waitGOGC(t, max(base, maxPercent), "GOGC raised")
 	stop1()
 	runtime.GC()
-	collectUntil(t, "tuning ended with one Start left", func() bool { return gogc() == max(base, maxPercent) })
+	waitGOGC(t, max(base, maxPercent), "GOGC still raised with one Start left")
 	stop2()
-	if got := gogc(); got != base {
+	if got := GOGC(); got != base {
 		t.Fatalf("GOGC after the last stop = %d, want %d", got, base)
 	}
 }
@@ -105,7 +98,7 @@ func TestStartLeavesGOGCAlone(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("GOGC", tc.env)
-			base := gogc()
+			base := GOGC()
 			stop, tuning := Start(tc.floor)
 			defer stop()
 			if tuning != tc.wantTuning {
@@ -114,7 +107,7 @@ func TestStartLeavesGOGCAlone(t *testing.T) {
 			for range 3 {
 				runtime.GC()
 			}
-			if got := gogc(); got != base {
+			if got := GOGC(); got != base {
 				t.Fatalf("GOGC = %d, want it left at %d", got, base)
 			}
 		})
