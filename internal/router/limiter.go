@@ -37,7 +37,7 @@ type limiter struct {
 	inflight  int       // calls started, including slots handed to waiters not yet running
 	epoch     uint64    // incremented on each decrease
 	successes int       // since the last change of limit
-	waiting   list.List // of chan struct{} (capacity 1): a slot was handed over when it receives
+	waiting   list.List // of chan uint64 (capacity 1): receives the epoch when a slot is handed over
 }
 
 func newLimiter(minimum, maximum int, m *Metrics) *limiter {
@@ -57,14 +57,11 @@ func (l *limiter) acquire(ctx context.Context) (uint64, error) {
 		l.m.inflightDelta(1)
 		return epoch, nil
 	}
-	ready := make(chan struct{}, 1)
+	ready := make(chan uint64, 1)
 	elem := l.waiting.PushBack(ready)
 	l.mu.Unlock()
 	select {
-	case <-ready: // the releaser counted this call in inflight
-		l.mu.Lock()
-		epoch := l.epoch
-		l.mu.Unlock()
+	case epoch := <-ready: // the releaser counted this call in inflight
 		l.m.inflightDelta(1)
 		return epoch, nil
 	case <-ctx.Done():
@@ -109,12 +106,12 @@ func (l *limiter) release(epoch uint64, o outcome) {
 }
 
 // handOffLocked gives the free slots to the oldest waiters, counting them in
-// inflight.
+// inflight; each call starts in the current epoch.
 func (l *limiter) handOffLocked() {
 	for l.inflight < l.limit && l.waiting.Len() > 0 {
-		ready := l.waiting.Remove(l.waiting.Front()).(chan struct{})
+		ready := l.waiting.Remove(l.waiting.Front()).(chan uint64)
 		l.inflight++
-		ready <- struct{}{}
+		ready <- l.epoch
 	}
 }
 
