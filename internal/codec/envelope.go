@@ -43,8 +43,14 @@ type envelope struct {
 }
 
 // envelopePool recycles the envelopes of single-envelope bodies: a Command
-// copies what it needs out of its envelope.
+// copies what it needs out of its envelope. Envelopes go back cleared, so the
+// pool holds no message's body (Data aliases it).
 var envelopePool = sync.Pool{New: func() any { return new(envelope) }}
+
+func putEnvelope(e *envelope) {
+	*e = envelope{}
+	envelopePool.Put(e)
+}
 
 // envelopeTypeProbe has the list members as raw values, to find which entry
 // of a list has the wrong type.
@@ -62,10 +68,9 @@ func (d *Decoder) decodeEnvelopes(msg *source.Message, r *route, hv *headerValue
 	switch body[0] {
 	case '{':
 		e := envelopePool.Get().(*envelope)
-		defer envelopePool.Put(e)
-		*e = envelope{}
+		defer putEnvelope(e)
 		if !fastEnvelope(body, e) {
-			*e = envelope{}
+			*e = envelope{} // the fast path may have filled part of it
 			if err := json.Unmarshal(body, e); err != nil {
 				return nil, jsonDecodeError(err, body, -1)
 			}
