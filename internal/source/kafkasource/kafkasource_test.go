@@ -118,14 +118,21 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func committed(t *testing.T, brokers []string, group string, partition int) int64 {
+// adminClient is a client for reading group offsets, closed with the test.
+func adminClient(t *testing.T, brokers []string) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	if off, ok := testkit.KafkaCommitted(t, cl, group, topic, []int32{int32(partition)})[int32(partition)]; ok {
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// committed is group's committed offset on partition of topic, -1 if none.
+func committed(t *testing.T, cl *kgo.Client, group string, partition int32) int64 {
+	t.Helper()
+	if off, ok := testkit.KafkaCommitted(t, cl, group, topic, []int32{partition})[partition]; ok {
 		return off
 	}
 	return -1
@@ -133,19 +140,12 @@ func committed(t *testing.T, brokers []string, group string, partition int) int6
 
 // waitCommitted polls the group's committed offset (the broker offers no
 // notification) until it equals want or 10s pass.
-func waitCommitted(t *testing.T, brokers []string, group string, partition int, want int64) {
+func waitCommitted(t *testing.T, cl *kgo.Client, group string, partition int32, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := committed(t, brokers, group, partition)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("committed offset %d, want %d", got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "committed offset", func() (bool, string) {
+		got := committed(t, cl, group, partition)
+		return got == want, fmt.Sprintf("committed %d, want %d", got, want)
+	})
 }
 
 func TestContiguousCommit(t *testing.T) {
@@ -171,18 +171,19 @@ func TestContiguousCommit(t *testing.T) {
 			}
 		}
 	}
+	admin := adminClient(t, brokers)
 	ackAll(0)
-	waitCommitted(t, brokers, "g", 0, 1)
+	waitCommitted(t, admin, "g", 0, 1)
 	ackAll(2, 3) // 1 still in flight: the watermark stays at 1
 	if err := acks[4](context.Background(), errors.New("nak")); err != nil {
 		t.Fatal(err)
 	}
 	ackAll(1) // 1,2,3 done, 4 naked: commit 4, never past the nak
-	waitCommitted(t, brokers, "g", 0, 4)
+	waitCommitted(t, admin, "g", 0, 4)
 	if err := src.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := committed(t, brokers, "g", 0); got != 4 {
+	if got := committed(t, admin, "g", 0); got != 4 {
 		t.Fatalf("after Close committed %d, want 4 (the naked record redelivered)", got)
 	}
 }
@@ -225,7 +226,7 @@ func TestNakRedeliversWithoutRestart(t *testing.T) {
 	if err := againAck(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitCommitted(t, brokers, "g", 0, 2) // up to the shutdown-naked record
+	waitCommitted(t, adminClient(t, brokers), "g", 0, 2) // up to the shutdown-naked record
 	ctx, cancel := context.WithTimeout(context.Background(), 2*kafkasource.NakDelay)
 	defer cancel()
 	if msg, _, err := src.Read(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -275,7 +276,7 @@ func TestRebalanceCommitsRevokedPartitions(t *testing.T) {
 	// Wait until a partition has a committed offset (the final commit of the
 	// partition the cooperative rebalance moved to b; a keeps the other),
 	// then publish new records to both partitions.
-	waitAnyCommitted(t, brokers, "g", 0, 1)
+	waitAnyCommitted(t, adminClient(t, brokers), "g", 0, 1)
 	for i := range 4 {
 		publish(t, p, &source.Message{Body: fmt.Appendf(nil, "new-%d", i), Key: fmt.Appendf(nil, "n%d", i)})
 	}
@@ -293,20 +294,19 @@ func TestRebalanceCommitsRevokedPartitions(t *testing.T) {
 	}
 }
 
-func waitAnyCommitted(t *testing.T, brokers []string, group string, partitions ...int) {
+// waitAnyCommitted polls until one of partitions has a committed offset of
+// at least 1.
+func waitAnyCommitted(t *testing.T, cl *kgo.Client, group string, partitions ...int32) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		for _, p := range partitions {
-			if committed(t, brokers, group, p) >= 1 {
-				return
+	testkit.Eventually(t, 30*time.Second, "a committed partition", func() (bool, string) {
+		offsets := testkit.KafkaCommitted(t, cl, group, topic, partitions)
+		for _, off := range offsets {
+			if off >= 1 {
+				return true, ""
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("none of partitions %v committed", partitions)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("committed offsets %v of partitions %v", offsets, partitions)
+	})
 }
 
 func TestPublisherAcksAllKeyHeadersAndTopic(t *testing.T) {
