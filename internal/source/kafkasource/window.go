@@ -78,6 +78,11 @@ func (w *window) add(offset int64) bool {
 // end marks the window ended and wakes an add waiting for space.
 func (w *window) end() {
 	w.ended.Store(true)
+	w.signalSpace()
+}
+
+// signalSpace wakes an add waiting for space (the token stays if none waits).
+func (w *window) signalSpace() {
 	select {
 	case w.space <- struct{}{}:
 	default:
@@ -85,30 +90,24 @@ func (w *window) end() {
 }
 
 // ack marks offset as finished and advances the watermark over the gap-free
-// acked prefix. It reports whether the watermark moved. Acking an offset the
-// window does not hold is a no-op.
-func (w *window) ack(offset int64) bool {
+// acked prefix. Acking an offset the window does not hold is a no-op.
+func (w *window) ack(offset int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pending := w.entries[w.head:]
 	i := sort.Search(len(pending), func(i int) bool { return pending[i].offset >= offset })
 	if i == len(pending) || pending[i].offset != offset {
-		return false
+		return
 	}
 	pending[i].acked = true
-	moved := false
+	if !pending[0].acked {
+		return // the oldest is still out: the watermark stays
+	}
 	for w.head < len(w.entries) && w.entries[w.head].acked {
 		w.mark = w.entries[w.head].offset + 1
 		w.head++
-		moved = true
 	}
-	if moved {
-		select {
-		case w.space <- struct{}{}:
-		default:
-		}
-	}
-	return moved
+	w.signalSpace()
 }
 
 // toCommit returns the watermark when it is ahead of the last commit.
