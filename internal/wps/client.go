@@ -160,11 +160,8 @@ func (d transportDoer) Do(req *http.Request) (*http.Response, error) {
 func (d transportDoer) CloseIdleConnections() { d.tr.CloseIdleConnections() }
 
 // urlErrorOp is the Op of a *url.Error for method, as net/http spells it
-// ("Post").
+// ("Post"); the client always names a method.
 func urlErrorOp(method string) string {
-	if method == "" {
-		return "Get"
-	}
 	return method[:1] + strings.ToLower(method[1:])
 }
 
