@@ -19,50 +19,24 @@ import (
 func fastEnvelope(body []byte, e *envelope) bool {
 	p := fastParser{b: body}
 	p.ws()
-	if !p.eat('{') {
-		return false
-	}
 	var seen uint32
-	p.ws()
-	if p.eat('}') {
-		return p.end()
-	}
-	for {
-		p.ws()
+	ok := p.sequence('{', '}', func() bool {
 		key, ok := p.plainString()
-		if !ok {
+		if !ok || !p.colon() {
 			return false
 		}
-		p.ws()
-		if !p.eat(':') {
-			return false
-		}
-		p.ws()
 		f := envelopeMember(key)
 		if f < 0 {
-			if foldsToMember(key) {
-				return false
-			}
-			if _, ok := p.value(0); !ok {
-				return false
-			}
-		} else {
-			if seen&(1<<f) != 0 {
-				return false
-			}
-			seen |= 1 << f
-			if !p.member(f, e) {
-				return false
-			}
+			_, ok := p.value(0)
+			return ok && !foldsToMember(key)
 		}
-		p.ws()
-		if p.eat('}') {
-			return p.end()
-		}
-		if !p.eat(',') {
+		if seen&(1<<f) != 0 {
 			return false
 		}
-	}
+		seen |= 1 << f
+		return p.member(f, e)
+	})
+	return ok && p.end()
 }
 
 // Members of envelope, by index into envelopeMembers.
@@ -268,29 +242,48 @@ func (p *fastParser) plainString() ([]byte, bool) {
 // stringList reads an array of plain strings; [] gives an empty, non-nil
 // list, as encoding/json does.
 func (p *fastParser) stringList() ([]string, bool) {
-	if !p.eat('[') {
-		return nil, false
-	}
 	list := []string{}
+	ok := p.sequence('[', ']', func() bool {
+		s, ok := p.plainString()
+		if ok {
+			list = append(list, string(s))
+		}
+		return ok
+	})
+	return list, ok
+}
+
+// sequence reads open, then elements separated by commas up to close, with
+// whitespace around each; elem reads one element.
+func (p *fastParser) sequence(open, close byte, elem func() bool) bool {
+	if !p.eat(open) {
+		return false
+	}
 	p.ws()
-	if p.eat(']') {
-		return list, true
+	if p.eat(close) {
+		return true
 	}
 	for {
 		p.ws()
-		s, ok := p.plainString()
-		if !ok {
-			return nil, false
+		if !elem() {
+			return false
 		}
-		list = append(list, string(s))
 		p.ws()
-		if p.eat(']') {
-			return list, true
+		if p.eat(close) {
+			return true
 		}
 		if !p.eat(',') {
-			return nil, false
+			return false
 		}
 	}
+}
+
+// colon reads the ':' after a member name, and the whitespace around it.
+func (p *fastParser) colon() bool {
+	p.ws()
+	ok := p.eat(':')
+	p.ws()
+	return ok
 }
 
 // value skips one valid JSON value and returns its bytes.
@@ -320,53 +313,20 @@ func (p *fastParser) value(depth int) ([]byte, bool) {
 }
 
 func (p *fastParser) object(depth int) bool {
-	p.i++ // {
-	p.ws()
-	if p.eat('}') {
-		return true
-	}
-	for {
-		p.ws()
-		if !p.anyString() {
+	return p.sequence('{', '}', func() bool {
+		if !p.anyString() || !p.colon() {
 			return false
 		}
-		p.ws()
-		if !p.eat(':') {
-			return false
-		}
-		p.ws()
-		if _, ok := p.value(depth); !ok {
-			return false
-		}
-		p.ws()
-		if p.eat('}') {
-			return true
-		}
-		if !p.eat(',') {
-			return false
-		}
-	}
+		_, ok := p.value(depth)
+		return ok
+	})
 }
 
 func (p *fastParser) array(depth int) bool {
-	p.i++ // [
-	p.ws()
-	if p.eat(']') {
-		return true
-	}
-	for {
-		p.ws()
-		if _, ok := p.value(depth); !ok {
-			return false
-		}
-		p.ws()
-		if p.eat(']') {
-			return true
-		}
-		if !p.eat(',') {
-			return false
-		}
-	}
+	return p.sequence('[', ']', func() bool {
+		_, ok := p.value(depth)
+		return ok
+	})
 }
 
 // anyString skips a valid JSON string, escapes included.
