@@ -143,9 +143,8 @@ type Source struct {
 	logger *slog.Logger
 	opts   []kgo.Opt
 
-	mu         sync.Mutex // guards cl, closed, windows
+	mu         sync.Mutex // guards cl, windows
 	cl         *kgo.Client
-	closed     bool
 	windows    map[topicPartition]*window // the partitions assigned now
 	commitDone chan struct{}              // closed when commitLoop returns; nil before Connect
 
@@ -235,8 +234,10 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 func (s *Source) Connect(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	select {
+	case <-s.done: // Close takes mu after closing done: it sees any client made here
 		return source.ErrEndOfInput
+	default:
 	}
 	if s.cl != nil {
 		return nil
@@ -607,7 +608,6 @@ func (s *Source) Close(ctx context.Context) error {
 		return nil
 	}
 	s.mu.Lock()
-	s.closed = true
 	cl, commitDone := s.cl, s.commitDone
 	s.mu.Unlock()
 	if cl == nil {
